@@ -1,0 +1,382 @@
+//! mcache: the per-thread cache of free objects. See lib.rs for the overview.
+//!
+//! One free list per size class. A small malloc pops the head of its class's
+//! list and a sized free pushes onto it: no lock, no atomic read-modify-write,
+//! no system call. Each list is bounded: when a free finds it full, one batch
+//! goes back to the mcentral; when a malloc finds it empty, one batch comes
+//! from the mcentral. An object freed by a thread other than the one that
+//! allocated it simply joins the freeing thread's list: memory of a class is
+//! interchangeable, and the bound plus the batch hand-over through the
+//! transfer slots keep it from piling up anywhere.
+//!
+//! The cache lives in a `thread_local!` with a constant initialiser and no
+//! destructor, so touching it never allocates or registers anything
+//! (rust-lang/rust#116390, #144465). Its life:
+//!
+//! * FRESH: every list empty with limit 0, so the first malloc and the first
+//!   free of the thread both take the slow path, which activates the cache:
+//!   limits set, cache registered for statistics, exit hook installed.
+//! * ACTIVE: normal operation.
+//! * DEAD: the thread's exit hook has run (everything went back to the
+//!   mcentrals); lists empty with limit 0 again, and the slow paths send each
+//!   further malloc and free (from later TLS destructors) straight to the
+//!   mcentral, so nothing is stranded in a cache nobody will flush.
+
+use crate::heap::MHeap;
+use crate::os::{thread_exit_hook, OsMem};
+use crate::sizeclass::{class_batch, NUM_CLASSES};
+use crate::span::FreeObject;
+use crate::stats::ClassStats;
+use core::cell::Cell;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const FRESH: u8 = 0;
+const ACTIVE: u8 = 1;
+const DEAD: u8 = 2;
+
+/// How many batches a list may hold before a free sends one back.
+const LIMIT_BATCHES: u32 = 2;
+
+/// The free list of one class, with its counters. 32 bytes: two classes
+/// share a cache line, and a malloc or free touches only this.
+///
+/// Invariants: `count` is the length of the list at `head`, and
+/// `count <= limit` (limit 0 in FRESH and DEAD). `head`, `count` and `limit`
+/// are touched only by the owning thread; `nmalloc`/`nfree` are written only
+/// by the owning thread and read by statistics snapshots.
+#[repr(C)]
+struct CacheList {
+    head: Cell<*mut FreeObject>,
+    count: Cell<u32>,
+    limit: Cell<u32>,
+    nmalloc: AtomicU64,
+    nfree: AtomicU64,
+}
+
+/// Adds one to a counter that only this thread writes: a plain load and
+/// store (an `add` to memory on x86_64), not a locked instruction.
+#[inline(always)]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// A thread's cache. See the module documentation for its states.
+#[repr(C)]
+pub struct MCache {
+    lists: [CacheList; NUM_CLASSES],
+    state: Cell<u8>,
+    /// The heap this cache feeds from, type-erased for the exit hook.
+    heap: Cell<*const ()>,
+    /// Flushes this cache into `heap` (set on activation; knows the heap's type).
+    release: Cell<Option<unsafe fn(*const MCache)>>,
+    /// Links in the heap's cache registry (under the registry lock).
+    reg_next: Cell<*const MCache>,
+    reg_prev: Cell<*const MCache>,
+}
+
+// SAFETY: other threads touch an MCache only through the registry, and then
+// only its atomic counters and registry links (under the registry lock); the
+// Cell fields belong to the owning thread.
+unsafe impl Sync for MCache {}
+
+impl Default for MCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MCache {
+    /// A FRESH cache.
+    pub const fn new() -> Self {
+        MCache {
+            lists: [const {
+                CacheList {
+                    head: Cell::new(null_mut()),
+                    count: Cell::new(0),
+                    limit: Cell::new(0),
+                    nmalloc: AtomicU64::new(0),
+                    nfree: AtomicU64::new(0),
+                }
+            }; NUM_CLASSES],
+            state: Cell::new(FRESH),
+            heap: Cell::new(core::ptr::null()),
+            release: Cell::new(None),
+            reg_next: Cell::new(core::ptr::null()),
+            reg_prev: Cell::new(core::ptr::null()),
+        }
+    }
+
+    #[inline(always)]
+    fn list(&self, class: usize) -> &CacheList {
+        debug_assert!(class > 0 && class < NUM_CLASSES);
+        // SAFETY: callers pass a class from the size-class functions, which
+        // are always in 1..NUM_CLASSES.
+        unsafe { self.lists.get_unchecked(class) }
+    }
+
+    /// Allocates an object of `class`: the fast path. About ten
+    /// instructions when the list is non-empty, with one branch to the slow
+    /// path. Null only if the OS refuses memory.
+    #[inline(always)]
+    pub fn alloc<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
+        let l = self.list(class);
+        let head = l.head.get();
+        if !head.is_null() {
+            // SAFETY: objects on our list are free objects whose first word
+            // links to the next (invariant).
+            l.head.set(unsafe { (*head).next });
+            l.count.set(l.count.get() - 1);
+            bump(&l.nmalloc);
+            return head.cast();
+        }
+        self.alloc_slow(heap, class)
+    }
+
+    /// Frees an object of `class`: the fast path, a push with one bound check.
+    ///
+    /// # Safety
+    /// `p` must be a live object of `class` allocated from `heap`, unused from now on.
+    #[inline(always)]
+    pub unsafe fn free<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
+        let l = self.list(class);
+        let count = l.count.get();
+        if count < l.limit.get() {
+            let obj = p.cast::<FreeObject>();
+            // SAFETY: the object is ours now (caller) and at least 8 bytes.
+            unsafe { (*obj).next = l.head.get() };
+            l.head.set(obj);
+            l.count.set(count + 1);
+            bump(&l.nfree);
+            return;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.free_slow(heap, class, p) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
+        match self.state.get() {
+            FRESH => self.activate(heap),
+            DEAD => {
+                let (p, n) = heap.central[class].get_batch(heap, class, 1);
+                if n == 1 {
+                    heap.counters.class_nmalloc[class].fetch_add(1, Relaxed);
+                }
+                return p.cast();
+            }
+            _ => {}
+        }
+        let l = self.list(class);
+        if !l.head.get().is_null() {
+            // Re-entered during activation and refilled meanwhile.
+            return self.alloc(heap, class);
+        }
+        let (head, n) = heap.central[class].get_batch(heap, class, class_batch(class));
+        if n == 0 {
+            return null_mut();
+        }
+        heap.counters.class_cached[class].fetch_add(n as i64 - 1, Relaxed);
+        // SAFETY: the batch is a null-terminated list of n >= 1 free objects, now ours.
+        l.head.set(unsafe { (*head).next });
+        l.count.set(n as u32 - 1);
+        bump(&l.nmalloc);
+        head.cast()
+    }
+
+    /// # Safety
+    /// As for [`MCache::free`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
+        match self.state.get() {
+            FRESH => self.activate(heap),
+            DEAD => {
+                let obj = p.cast::<FreeObject>();
+                // SAFETY: the object is ours (caller); it becomes a one-object list.
+                unsafe {
+                    (*obj).next = null_mut();
+                    heap.central[class].put_batch(heap, class, obj, 1);
+                }
+                heap.counters.class_nfree[class].fetch_add(1, Relaxed);
+                return;
+            }
+            _ => {}
+        }
+        let l = self.list(class);
+        if l.count.get() >= l.limit.get() {
+            // SAFETY: the list holds at least one batch (limit >= batch).
+            unsafe { self.flush(heap, class, class_batch(class)) };
+        }
+        // SAFETY: forwarded from the caller; there is room now.
+        unsafe { self.free(heap, class, p) }
+    }
+
+    /// Sends the first `n` objects of the list of `class` back to the mcentral.
+    ///
+    /// # Safety
+    /// The list must hold at least `n >= 1` objects.
+    unsafe fn flush<O: OsMem>(&self, heap: &MHeap<O>, class: usize, n: usize) {
+        let l = self.list(class);
+        let first = l.head.get();
+        let mut last = first;
+        for _ in 1..n {
+            // SAFETY: the list has at least n objects (caller).
+            last = unsafe { (*last).next };
+        }
+        // SAFETY: last is the n-th object of our list.
+        unsafe {
+            l.head.set((*last).next);
+            (*last).next = null_mut();
+        }
+        l.count.set(l.count.get() - n as u32);
+        heap.counters.class_cached[class].fetch_sub(n as i64, Relaxed);
+        // SAFETY: the n objects were free objects of this class in our cache.
+        unsafe { heap.central[class].put_batch(heap, class, first, n) };
+    }
+
+    /// FRESH → ACTIVE: sets the limits, joins the registry, installs the exit hook.
+    fn activate<O: OsMem>(&self, heap: &MHeap<O>) {
+        self.state.set(ACTIVE);
+        for (class, l) in self.lists.iter().enumerate().skip(1) {
+            l.limit.set(class_batch(class) as u32 * LIMIT_BATCHES);
+        }
+        self.heap.set(heap as *const MHeap<O> as *const ());
+        self.release.set(Some(release_thunk::<O>));
+        heap.caches.lock().insert(self);
+        if heap.thread_exit_hook {
+            // May allocate (and so re-enter this cache, which is usable now).
+            // SAFETY: the cache lives in thread-local storage, which outlives
+            // the thread's key destructors.
+            unsafe {
+                thread_exit_hook::register(self as *const MCache as *mut c_void, on_thread_exit)
+            };
+        }
+    }
+
+    /// Gives every cached object back to the mcentrals and leaves the
+    /// registry, folding this cache's counters into the heap's: ACTIVE → DEAD.
+    /// A thread's exit hook calls this; tests call it on caches they own.
+    pub fn release_all<O: OsMem>(&self, heap: &MHeap<O>) {
+        if self.state.get() != ACTIVE {
+            self.state.set(DEAD);
+            return;
+        }
+        for l in self.lists.iter().skip(1) {
+            l.limit.set(0);
+        }
+        self.flush_all(heap);
+        let mut reg = heap.caches.lock();
+        for (class, l) in self.lists.iter().enumerate().skip(1) {
+            heap.counters.class_nmalloc[class].fetch_add(l.nmalloc.swap(0, Relaxed), Relaxed);
+            heap.counters.class_nfree[class].fetch_add(l.nfree.swap(0, Relaxed), Relaxed);
+        }
+        reg.remove(self);
+        self.state.set(DEAD);
+    }
+
+    /// Gives every cached object back to the mcentrals; the cache stays usable.
+    pub fn flush_all<O: OsMem>(&self, heap: &MHeap<O>) {
+        for (class, l) in self.lists.iter().enumerate().skip(1) {
+            while l.count.get() > 0 {
+                let n = (l.count.get() as usize).min(class_batch(class));
+                // SAFETY: the list holds at least n objects.
+                unsafe { self.flush(heap, class, n) };
+            }
+        }
+    }
+
+    /// Objects in this cache's list of `class`.
+    pub fn cached(&self, class: usize) -> usize {
+        self.list(class).count.get() as usize
+    }
+}
+
+/// Flushes a cache into the heap it was activated with.
+///
+/// # Safety
+/// `c` must be a live cache activated with a `MHeap<O>` that is still alive.
+unsafe fn release_thunk<O: OsMem>(c: *const MCache) {
+    // SAFETY: the cache was activated with a MHeap<O> (that is how this thunk
+    // was chosen) and heaps with exit hooks are statics.
+    unsafe {
+        let heap = &*((*c).heap.get() as *const MHeap<O>);
+        (*c).release_all(heap);
+    }
+}
+
+/// The pthread-key destructor: runs once in each exiting thread that activated a cache.
+unsafe extern "C" fn on_thread_exit(arg: *mut c_void) {
+    let c = arg as *const MCache;
+    // SAFETY: the key's value is the exiting thread's own cache, still alive
+    // (thread-local storage is freed after key destructors run).
+    unsafe {
+        if let Some(f) = (*c).release.get() {
+            f(c);
+        }
+    }
+}
+
+/// Every ACTIVE cache of a heap, linked through the caches themselves.
+///
+/// Invariant: holds exactly the heap's ACTIVE caches; guarded by the
+/// heap's registry lock; a cache leaves it before its memory goes away.
+pub struct CacheRegistry {
+    head: *const MCache,
+}
+
+// SAFETY: the registry is only touched under its lock; the caches it points
+// to are Sync for the fields it uses.
+unsafe impl Send for CacheRegistry {}
+
+impl CacheRegistry {
+    /// Empty.
+    pub const fn new() -> Self {
+        CacheRegistry {
+            head: core::ptr::null(),
+        }
+    }
+
+    fn insert(&mut self, c: &MCache) {
+        c.reg_prev.set(core::ptr::null());
+        c.reg_next.set(self.head);
+        if !self.head.is_null() {
+            // SAFETY: registered caches are alive (invariant).
+            unsafe { (*self.head).reg_prev.set(c) };
+        }
+        self.head = c;
+    }
+
+    fn remove(&mut self, c: &MCache) {
+        let (prev, next) = (c.reg_prev.get(), c.reg_next.get());
+        if prev.is_null() {
+            self.head = next;
+        } else {
+            // SAFETY: registered caches are alive (invariant).
+            unsafe { (*prev).reg_next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).reg_prev.set(prev) };
+        }
+    }
+
+    /// Adds the counters of every registered cache into `classes`.
+    pub fn add_counts(&self, classes: &mut [ClassStats; NUM_CLASSES]) {
+        let mut c = self.head;
+        while !c.is_null() {
+            // SAFETY: registered caches are alive; we read only atomics and links.
+            let cache = unsafe { &*c };
+            for (cs, l) in classes.iter_mut().zip(cache.lists.iter()).skip(1) {
+                cs.allocs += l.nmalloc.load(Relaxed);
+                cs.frees += l.nfree.load(Relaxed);
+            }
+            c = cache.reg_next.get();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

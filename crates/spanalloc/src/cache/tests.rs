@@ -1,0 +1,151 @@
+//! Tests of the thread cache against a private heap on the fake OS layer.
+
+use super::*;
+use crate::heap::tests::test_heap;
+use crate::sizeclass::{class_of, class_size};
+use std::collections::HashSet;
+
+const BUDGET: usize = (32 << 20) + (8 << 20) + 2 * crate::pagemap::ARENA_SIZE;
+
+#[test]
+fn hands_out_distinct_objects_and_stays_bounded() {
+    let heap = test_heap(BUDGET);
+    let cache = MCache::new();
+    for class in [
+        1,
+        class_of(24),
+        class_of(100),
+        class_of(4000),
+        class_of(32768),
+    ] {
+        let n = 5 * class_batch(class) + 3;
+        let mut seen = HashSet::new();
+        let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class)).collect();
+        for &p in &objs {
+            assert!(!p.is_null());
+            assert_eq!(p as usize % 8, 0);
+            assert!(seen.insert(p as usize), "object handed out twice");
+            // SAFETY: p is a live object of class_size(class) bytes.
+            unsafe { p.write_bytes(0x5A, class_size(class)) };
+        }
+        for &p in &objs {
+            // SAFETY: p is live, of this class, freed once.
+            unsafe { cache.free(heap, class, p) };
+            assert!(cache.cached(class) <= LIMIT_BATCHES as usize * class_batch(class));
+        }
+        let st = heap.stats();
+        assert_eq!(st.classes[class].allocs, n as u64);
+        assert_eq!(st.classes[class].frees, n as u64);
+        assert_eq!(st.classes[class].live_objects, 0);
+    }
+    heap.check_invariants();
+    cache.release_all(heap);
+    heap.check_invariants();
+    // Everything went back (full batches wait in the transfer slots until
+    // drained): no span in use, all pages free.
+    heap.release_free_pages();
+    let st = heap.stats();
+    assert_eq!(st.span_bytes_in_use, 0, "spans stranded after release_all");
+    assert_eq!(heap.free_bytes(), st.mapped_bytes);
+    assert_eq!(
+        st.classes[1].allocs,
+        5 * class_batch(1) as u64 + 3,
+        "counters survive the cache"
+    );
+}
+
+#[test]
+fn a_dead_cache_goes_straight_to_the_central_lists() {
+    let heap = test_heap(BUDGET);
+    let cache = MCache::new();
+    let class = class_of(64);
+    let p = cache.alloc(heap, class);
+    cache.release_all(heap);
+    // Allocations and frees after the exit hook still work and strand nothing.
+    let q = cache.alloc(heap, class);
+    assert!(!q.is_null() && q != p);
+    // SAFETY: both live, of this class, freed once.
+    unsafe {
+        cache.free(heap, class, p);
+        cache.free(heap, class, q);
+    }
+    assert_eq!(cache.cached(class), 0);
+    heap.check_invariants();
+    assert_eq!(heap.stats().span_bytes_in_use, 0);
+    assert_eq!(heap.stats().classes[class].live_objects, 0);
+}
+
+#[test]
+fn cross_thread_frees_travel_back_in_batches() {
+    let heap = test_heap(BUDGET);
+    let class = class_of(48);
+    let rounds = 200;
+    let per_round = 3 * class_batch(class);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(4);
+    let producer = std::thread::spawn(move || {
+        let cache = MCache::new();
+        for r in 0..rounds {
+            let objs: Vec<usize> = (0..per_round)
+                .map(|i| {
+                    let p = cache.alloc(heap, class);
+                    assert!(!p.is_null());
+                    // SAFETY: p is a live 48-byte object.
+                    unsafe { (p as *mut u64).write((r * per_round + i) as u64) };
+                    p as usize
+                })
+                .collect();
+            tx.send(objs).unwrap();
+        }
+        cache.release_all(heap);
+    });
+    let consumer = std::thread::spawn(move || {
+        let cache = MCache::new();
+        let mut k = 0u64;
+        for objs in rx {
+            for p in objs {
+                // SAFETY: p is a live object sent to us; we free it once.
+                unsafe {
+                    assert_eq!(
+                        (p as *const u64).read(),
+                        k,
+                        "object contents changed in flight"
+                    );
+                    cache.free(heap, class, p as *mut u8);
+                }
+                k += 1;
+                assert!(cache.cached(class) <= LIMIT_BATCHES as usize * class_batch(class));
+            }
+        }
+        cache.release_all(heap);
+        k
+    });
+    producer.join().unwrap();
+    assert_eq!(consumer.join().unwrap(), (rounds * per_round) as u64);
+    let st = heap.stats();
+    assert_eq!(st.classes[class].live_objects, 0);
+    // Bounded: the whole run needed only a few spans at a time.
+    assert!(st.mapped_bytes <= crate::pagemap::ARENA_SIZE);
+    heap.release_free_pages();
+    heap.check_invariants();
+    assert_eq!(
+        heap.stats().span_bytes_in_use,
+        0,
+        "no span stranded after both threads released"
+    );
+}
+
+#[test]
+fn out_of_memory_gives_null_and_recovers() {
+    // Room for the pagemap's top level only: the first span cannot be had.
+    let heap = test_heap(32 << 20);
+    let cache = MCache::new();
+    assert!(cache.alloc(heap, class_of(256)).is_null());
+    // Enough for the pagemap's top level and an arena.
+    heap.os().set_budget(BUDGET);
+    let p = cache.alloc(heap, class_of(256));
+    assert!(!p.is_null());
+    // SAFETY: live, freed once.
+    unsafe { cache.free(heap, class_of(256), p) };
+    cache.release_all(heap);
+    heap.check_invariants();
+}

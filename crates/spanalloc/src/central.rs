@@ -1,0 +1,201 @@
+//! mcentral: the central list of one size class. See lib.rs for the overview.
+//!
+//! It owns the class's spans that have objects handed out: `partial` (some
+//! object free) and `full` (none free). Thread caches take and give back
+//! objects in batches: first through the lock-free transfer slots
+//! ([`crate::transfer`]), which move whole batches between threads without
+//! touching a span; only when those are empty (or full) does the central list
+//! take its lock and carve objects out of spans (or put them back).
+//! A span whose objects have all come back returns to the page heap.
+
+use crate::heap::MHeap;
+use crate::os::OsMem;
+use crate::sizeclass::class_batch;
+use crate::span::{FreeObject, MSpan, SpanList, SpanState};
+use crate::sync::{Mutex, MutexGuard};
+use crate::transfer::TransferSlots;
+use core::ptr::null_mut;
+
+/// The spans of one class, under the central lock.
+///
+/// Invariants: every span on `partial` is Small, of this class, with
+/// `in_full_list == false` and at least one object handed out or not yet
+/// handed out; every span on `full` is Small, of this class, exhausted, with
+/// `in_full_list == true`.
+pub struct CentralLists {
+    partial: SpanList,
+    full: SpanList,
+}
+
+/// The central list of one size class.
+#[repr(align(64))]
+pub struct MCentral {
+    transfer: TransferSlots,
+    lists: Mutex<CentralLists>,
+}
+
+impl MCentral {
+    /// An empty central list.
+    pub const fn new() -> Self {
+        MCentral {
+            transfer: TransferSlots::new(),
+            lists: Mutex::new(CentralLists {
+                partial: SpanList::new(),
+                full: SpanList::new(),
+            }),
+        }
+    }
+
+    /// Hands out up to `want` objects of `class` as a null-terminated list.
+    /// Returns the list and its length; length 0 means out of memory.
+    pub fn get_batch<O: OsMem>(
+        &self,
+        heap: &MHeap<O>,
+        class: usize,
+        want: usize,
+    ) -> (*mut FreeObject, usize) {
+        if want == class_batch(class) {
+            let b = self.transfer.pop();
+            if !b.is_null() {
+                return (b, want);
+            }
+        }
+        let mut l = self.lists.lock();
+        let mut head = null_mut();
+        let mut n = 0;
+        while n < want {
+            let mut s = l.partial.first();
+            if s.is_null() {
+                s = heap.alloc_small_span(class);
+                if s.is_null() {
+                    break;
+                }
+                // SAFETY: a fresh span is on no list.
+                unsafe { l.partial.push_front(s) };
+            }
+            // SAFETY: s is a Small span of this class on our partial list; the
+            // central lock is held.
+            unsafe {
+                n += (*s).take_objects(want - n, &mut head);
+                if (*s).is_exhausted() {
+                    l.partial.remove(s);
+                    l.full.push_front(s);
+                    (*s).in_full_list = true;
+                }
+            }
+        }
+        (head, n)
+    }
+
+    /// Takes back a null-terminated list of `n` objects of `class`.
+    ///
+    /// # Safety
+    /// Every object on the list must be a handed-out object of `class` from
+    /// this heap that nobody uses any more.
+    pub unsafe fn put_batch<O: OsMem>(
+        &self,
+        heap: &MHeap<O>,
+        class: usize,
+        head: *mut FreeObject,
+        n: usize,
+    ) {
+        if n == class_batch(class) && self.transfer.push(head) {
+            return;
+        }
+        let mut l = self.lists.lock();
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::return_list(heap, &mut l, head) };
+    }
+
+    /// Puts each object of a list back into its span.
+    ///
+    /// # Safety
+    /// As for [`MCentral::put_batch`]; the central lock is held (`l`).
+    unsafe fn return_list<O: OsMem>(
+        heap: &MHeap<O>,
+        l: &mut MutexGuard<'_, CentralLists>,
+        mut obj: *mut FreeObject,
+    ) {
+        while !obj.is_null() {
+            // SAFETY: obj is a handed-out object of ours (caller): its span is
+            // a Small span of this class, on one of our lists.
+            unsafe {
+                let next = (*obj).next;
+                let s: *mut MSpan = heap.pagemap.lookup(obj as usize);
+                debug_assert!(
+                    !s.is_null()
+                        && (*s).state == SpanState::Small
+                        && (*s).is_object_address(obj as usize)
+                );
+                (*s).return_object(obj);
+                if (*s).in_full_list {
+                    l.full.remove(s);
+                    l.partial.push_front(s);
+                    (*s).in_full_list = false;
+                }
+                if (*s).allocated == 0 {
+                    l.partial.remove(s);
+                    heap.free_small_span(s);
+                }
+                obj = next;
+            }
+        }
+    }
+
+    /// Moves every batch parked in the transfer slots back into its spans
+    /// (so that empty spans can return to the page heap).
+    pub fn drain_transfer<O: OsMem>(&self, heap: &MHeap<O>, _class: usize) {
+        loop {
+            let b = self.transfer.pop();
+            if b.is_null() {
+                return;
+            }
+            let mut l = self.lists.lock();
+            // SAFETY: parked batches hold handed-out objects nobody uses (slot invariant).
+            unsafe { Self::return_list(heap, &mut l, b) };
+        }
+    }
+
+    /// Batches parked in the transfer slots right now.
+    pub fn parked_batches(&self) -> usize {
+        self.transfer.parked()
+    }
+
+    /// Spans on the partial and full lists.
+    pub fn span_counts(&self) -> (usize, usize) {
+        let l = self.lists.lock();
+        (l.partial.len(), l.full.len())
+    }
+
+    /// Checks the list invariants and every span's. Panics on failure.
+    pub fn check_invariants<O: OsMem>(&self, heap: &MHeap<O>, class: usize) {
+        let l = self.lists.lock();
+        for (list, full) in [(&l.partial, false), (&l.full, true)] {
+            for s in list.iter() {
+                // SAFETY: spans on our lists are valid Small spans (central lock held).
+                let sp = unsafe { &*s };
+                assert_eq!(sp.state, SpanState::Small);
+                assert_eq!(
+                    sp.class as usize, class,
+                    "span {:#x} on the wrong central list",
+                    sp.start
+                );
+                assert_eq!(sp.in_full_list, full);
+                assert_eq!(
+                    sp.is_exhausted(),
+                    full,
+                    "span {:#x} on the wrong list",
+                    sp.start
+                );
+                sp.check_invariants();
+                for page in 0..sp.npages {
+                    assert_eq!(
+                        heap.pagemap
+                            .lookup(sp.start + page * crate::sizeclass::PAGE_SIZE),
+                        s
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The process-wide heap and `SpanAlloc`, the `GlobalAlloc` front door.
+//! See lib.rs for the overview.
+
+use crate::cache::MCache;
+use crate::heap::MHeap;
+use crate::os::LinuxOs;
+use crate::sizeclass::{class_for, class_of, class_size, FAST_ALIGN, MAX_SMALL_SIZE};
+use crate::stats::Stats;
+use core::alloc::{GlobalAlloc, Layout};
+
+/// The one heap of the process.
+pub(crate) static HEAP: MHeap<LinuxOs> = MHeap::new(LinuxOs, true);
+
+thread_local! {
+    /// This thread's cache: constant-initialised and without a destructor,
+    /// so access is a plain TLS address computation (see cache.rs).
+    static CACHE: MCache = const { MCache::new() };
+}
+
+/// Runs `f` on this thread's cache.
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
+    CACHE.with(f)
+}
+
+/// The size class serving `layout` by the fast rule, if it applies:
+/// small size and alignment at most 16 (almost every request).
+#[inline(always)]
+fn fast_class(size: usize, align: usize) -> Option<usize> {
+    if size <= MAX_SMALL_SIZE && align <= FAST_ALIGN {
+        // Rounding to the alignment is exact for align <= FAST_ALIGN
+        // (sizeclass.rs proves it); max(1) keeps a zero size aligned.
+        Some(class_of((size.max(1) + align - 1) & !(align - 1)))
+    } else {
+        None
+    }
+}
+
+/// The size class serving `(size, align)`, or None for a large object.
+#[inline(always)]
+fn small_class(size: usize, align: usize) -> Option<usize> {
+    match fast_class(size, align) {
+        Some(c) => Some(c),
+        None => class_for(size, align),
+    }
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two). Null if the
+/// size overflows or the OS refuses memory.
+#[inline(always)]
+pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
+    if let Some(class) = fast_class(size, align) {
+        return with_cache(|c| c.alloc(&HEAP, class));
+    }
+    alloc_other(size, align)
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_other(size: usize, align: usize) -> *mut u8 {
+    match class_for(size, align) {
+        Some(class) => with_cache(|c| c.alloc(&HEAP, class)),
+        None => HEAP.alloc_large(size, align).0,
+    }
+}
+
+/// Frees a block given its size and alignment.
+///
+/// # Safety
+/// `p` must be a live block from [`alloc`] with the same `size` and `align`.
+#[inline(always)]
+pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
+    if let Some(class) = fast_class(size, align) {
+        // SAFETY: p is a live object of this class (caller).
+        return with_cache(|c| unsafe { c.free(&HEAP, class, p) });
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { dealloc_other(p, size, align) }
+}
+
+/// # Safety
+/// As for [`dealloc`].
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
+    match class_for(size, align) {
+        // SAFETY: p is a live object of this class (caller).
+        Some(class) => with_cache(|c| unsafe { c.free(&HEAP, class, p) }),
+        // SAFETY: p is a live large object (caller).
+        None => unsafe { HEAP.free_large(p) },
+    }
+}
+
+/// Allocates zeroed memory: small objects are cleared, large ones only when
+/// their pages may have been used before.
+pub(crate) fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
+    if small_class(size, align).is_some() {
+        let p = alloc(size, align);
+        if !p.is_null() {
+            // SAFETY: p is a fresh block of at least `size` bytes.
+            unsafe { p.write_bytes(0, size) };
+        }
+        return p;
+    }
+    let (p, needzero) = HEAP.alloc_large(size, align);
+    if needzero && !p.is_null() {
+        // SAFETY: p is a fresh large block of at least `size` bytes.
+        unsafe { p.write_bytes(0, size) };
+    }
+    p
+}
+
+/// Resizes a block, in place when the new size keeps the same size class or
+/// a large object can grow or shrink over its neighbouring pages.
+///
+/// # Safety
+/// `p` must be a live block from [`alloc`] with `old_size` and `align`;
+/// `new_size` rounded up to `align` must not overflow `isize`.
+pub(crate) unsafe fn realloc(
+    p: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+) -> *mut u8 {
+    let old_class = small_class(old_size, align);
+    let new_class = small_class(new_size, align);
+    if old_class.is_some() && old_class == new_class {
+        return p;
+    }
+    if old_class.is_none() && new_class.is_none() {
+        // SAFETY: with no size class, p is a live large object (caller).
+        if unsafe { HEAP.resize_large_in_place(p, new_size) } {
+            return p;
+        }
+    }
+    let q = alloc(new_size, align);
+    if !q.is_null() {
+        // SAFETY: both blocks are live, distinct, and hold at least the bytes copied.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
+            dealloc(p, old_size, align);
+        }
+    }
+    q
+}
+
+/// Bytes usable in the block at `p` (its class size or large-object size),
+/// or None if `p` is not the start of a live block of this heap.
+pub fn usable_size(p: *const u8) -> Option<usize> {
+    let s = HEAP.object_span(p);
+    if s.is_null() {
+        return None;
+    }
+    // SAFETY: object_span returned a live span containing p.
+    unsafe {
+        Some(match (*s).class {
+            0 => (*s).bytes(),
+            c => class_size(c as usize),
+        })
+    }
+}
+
+/// A snapshot of the allocator's statistics. Allocates nothing.
+pub fn stats() -> Stats {
+    HEAP.stats()
+}
+
+/// Returns all free memory to the OS now: this thread's cache, the central
+/// transfer slots and every free page. Returns the bytes released.
+pub fn release_memory() -> usize {
+    with_cache(|c| c.flush_all(&HEAP));
+    HEAP.release_free_pages()
+}
+
+/// Checks every invariant of the global heap; panics with a description if
+/// one is broken. Expensive (walks every span): for tests and debugging.
+pub fn check_heap() {
+    HEAP.check_invariants();
+}
+
+/// The spanalloc memory allocator, for use as the global allocator:
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: spanalloc::SpanAlloc = spanalloc::SpanAlloc;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpanAlloc;
+
+// SAFETY: blocks come from the heap, sized and aligned as asked (size
+// classes and page runs are checked for both); a block is handed out once
+// until freed; null is returned on failure; dealloc and realloc rely on the
+// caller's layout, as GlobalAlloc's contract requires.
+unsafe impl GlobalAlloc for SpanAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        alloc(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: ptr came from us with this layout.
+        unsafe { dealloc(ptr, layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        alloc_zeroed(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: ptr came from us with this layout,
+        // and new_size rounded to the alignment fits isize.
+        unsafe { realloc(ptr, layout.size(), layout.align(), new_size) }
+    }
+}

@@ -1,0 +1,645 @@
+//! mheap: the page heap. Arenas, free page runs, spans for the central
+//! lists, and large objects. See lib.rs for the overview.
+//!
+//! Free page runs are Free spans kept in 127 exact-size lists (1 to 127
+//! pages, with a bitmask of the non-empty ones) and one best-fit list for
+//! runs of 128 pages or more, as TCMalloc's original page heap did. A freed
+//! run is merged at once with free neighbours, found through the pagemap, so
+//! no two free runs ever touch.
+
+use crate::cache::CacheRegistry;
+use crate::central::MCentral;
+use crate::fixalloc::FixAlloc;
+use crate::os::OsMem;
+use crate::pagemap::{PageMap, ARENA_SIZE};
+use crate::sizeclass::{class_npages, NUM_CLASSES, PAGE_SHIFT, PAGE_SIZE};
+use crate::span::{MSpan, SpanList, SpanState};
+use crate::stats::HeapCounters;
+use crate::sync::{Mutex, MutexGuard};
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering::Relaxed;
+
+/// Exact-size free lists cover runs of 1..EXACT_LISTS pages.
+const EXACT_LISTS: usize = 128;
+
+/// The smallest growth when a whole arena cannot be had.
+const MIN_GROW: usize = 64 << 10;
+
+/// The page-level state of the heap, guarded by the heap lock.
+///
+/// Invariants: every Free span is on exactly one list, the one for its
+/// length (`large` from EXACT_LISTS pages on); bit n of `nonempty` is set
+/// iff `free[n]` is non-empty; `free_pages` is the sum of their lengths.
+pub struct PageHeap {
+    free: [SpanList; EXACT_LISTS],
+    large: SpanList,
+    nonempty: u128,
+    free_pages: usize,
+    spans: FixAlloc<MSpan>,
+}
+
+/// The heap: everything shared by all threads.
+///
+/// Lock order: an mcentral's lock may be held while taking the heap lock
+/// (`pages`), never the reverse; the cache registry lock is taken alone.
+pub struct MHeap<O: OsMem> {
+    /// Where memory comes from.
+    pub(crate) os: O,
+    /// Address → span.
+    pub(crate) pagemap: PageMap,
+    /// Free pages and span records (the heap lock).
+    pages: Mutex<PageHeap>,
+    /// One central list per size class (index 0 unused).
+    pub(crate) central: [MCentral; NUM_CLASSES],
+    /// Every live thread cache, for statistics.
+    pub(crate) caches: Mutex<CacheRegistry>,
+    /// Counters for statistics.
+    pub(crate) counters: HeapCounters,
+    /// Whether thread caches of this heap flush themselves when their thread
+    /// exits (only one heap per process may do this: the global one).
+    pub(crate) thread_exit_hook: bool,
+}
+
+/// Rounds `x` up to a multiple of the power of two `a`.
+#[inline]
+pub(crate) const fn round_up(x: usize, a: usize) -> usize {
+    (x + a - 1) & !(a - 1)
+}
+
+impl PageHeap {
+    const fn new() -> Self {
+        PageHeap {
+            free: [const { SpanList::new() }; EXACT_LISTS],
+            large: SpanList::new(),
+            nonempty: 0,
+            free_pages: 0,
+            spans: FixAlloc::new(),
+        }
+    }
+
+    /// Puts a Free span on the list for its length.
+    ///
+    /// # Safety
+    /// `s` must be a valid Free span on no list.
+    unsafe fn insert(&mut self, s: *mut MSpan) {
+        // SAFETY: s is valid (caller).
+        let n = unsafe { (*s).npages };
+        if n < EXACT_LISTS {
+            // SAFETY: s is on no list; we own the lists under the heap lock.
+            unsafe { self.free[n].push_front(s) };
+            self.nonempty |= 1 << n;
+        } else {
+            // SAFETY: as above.
+            unsafe { self.large.push_front(s) };
+        }
+        self.free_pages += n;
+    }
+
+    /// Takes a Free span off its list.
+    ///
+    /// # Safety
+    /// `s` must be a Free span on one of this heap's lists.
+    unsafe fn remove(&mut self, s: *mut MSpan) {
+        // SAFETY: s is valid and on the list for its length (invariant).
+        let n = unsafe { (*s).npages };
+        if n < EXACT_LISTS {
+            // SAFETY: as above.
+            unsafe { self.free[n].remove(s) };
+            if self.free[n].is_empty() {
+                self.nonempty &= !(1 << n);
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.large.remove(s) };
+        }
+        self.free_pages -= n;
+    }
+
+    /// Finds and removes the smallest free span of at least `npages` pages
+    /// (lowest address among equals on the large list), or null.
+    fn take(&mut self, npages: usize) -> *mut MSpan {
+        if npages < EXACT_LISTS {
+            let fit = self.nonempty & !((1u128 << npages) - 1);
+            if fit != 0 {
+                let s = self.free[fit.trailing_zeros() as usize].first();
+                // SAFETY: s heads a list, so it is a Free span on it.
+                unsafe { self.remove(s) };
+                return s;
+            }
+        }
+        let mut best: *mut MSpan = null_mut();
+        for s in self.large.iter() {
+            // SAFETY: spans on the list are valid Free spans.
+            let (n, start) = unsafe { ((*s).npages, (*s).start) };
+            if n >= npages {
+                // SAFETY: best, when set, is a valid span from the same list.
+                let better = best.is_null()
+                    || unsafe {
+                        n < (*best).npages || (n == (*best).npages && start < (*best).start)
+                    };
+                if better {
+                    best = s;
+                }
+            }
+        }
+        if !best.is_null() {
+            // SAFETY: best is on the large list.
+            unsafe { self.remove(best) };
+        }
+        best
+    }
+}
+
+impl<O: OsMem> MHeap<O> {
+    /// A heap drawing memory from `os`. Nothing is mapped until the first
+    /// allocation. `thread_exit_hook` must be true for at most one heap in
+    /// the process (the global one).
+    pub const fn new(os: O, thread_exit_hook: bool) -> Self {
+        MHeap {
+            os,
+            pagemap: PageMap::new(),
+            pages: Mutex::new(PageHeap::new()),
+            central: [const { MCentral::new() }; NUM_CLASSES],
+            caches: Mutex::new(CacheRegistry::new()),
+            counters: HeapCounters::new(),
+            thread_exit_hook,
+        }
+    }
+
+    /// The OS layer this heap uses.
+    pub fn os(&self) -> &O {
+        &self.os
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PageHeap> {
+        self.pages.lock()
+    }
+
+    /// Reserves and commits a new region big enough for `npages` pages (whole
+    /// arenas if possible) and adds it to the free lists, merged with any free
+    /// neighbour. Returns false if the OS refuses.
+    fn grow(&self, ph: &mut PageHeap, npages: usize) -> bool {
+        let Some(need) = npages
+            .checked_mul(PAGE_SIZE)
+            .filter(|&b| b <= isize::MAX as usize / 2)
+        else {
+            return false;
+        };
+        // Whole arenas normally; if the OS refuses that much (an address-space
+        // limit, say), just what this request needs, so that a program near
+        // its limit can still get the pages it asks for.
+        let mut bytes = round_up(need, ARENA_SIZE);
+        let mut base = self.os.reserve(bytes, ARENA_SIZE);
+        if base.is_null() {
+            bytes = round_up(need, MIN_GROW);
+            base = self.os.reserve(bytes, PAGE_SIZE);
+        }
+        if base.is_null() {
+            return false;
+        }
+        // SAFETY: base..base+bytes was just reserved.
+        let usable = unsafe { self.os.commit(base, bytes) }
+            && self.pagemap.ensure(&self.os, base as usize, bytes);
+        let s = if usable {
+            ph.spans.alloc(&self.os)
+        } else {
+            null_mut()
+        };
+        if s.is_null() {
+            // SAFETY: the region is ours and nothing points into it.
+            unsafe { self.os.release(base, bytes) };
+            return false;
+        }
+        // SAFETY: s is fresh record memory; we initialise every field.
+        unsafe {
+            s.write(MSpan::empty());
+            (*s).start = base as usize;
+            (*s).npages = bytes >> PAGE_SHIFT;
+        }
+        self.counters.mapped.fetch_add(bytes, Relaxed);
+        // SAFETY: s is a valid span on no list whose pages are in the pagemap.
+        unsafe { self.free_span_locked(ph, s) };
+        true
+    }
+
+    /// Splits the first `n` pages off the Free span `s` (on no list). `s`
+    /// keeps them; the rest becomes a new Free span on no list, returned.
+    /// Null if no span record could be had (then `s` is unchanged).
+    ///
+    /// # Safety
+    /// `s` must be a valid Free span on no list with more than `n` pages.
+    unsafe fn split(&self, ph: &mut PageHeap, s: *mut MSpan, n: usize) -> *mut MSpan {
+        let rest = ph.spans.alloc(&self.os);
+        if rest.is_null() {
+            return rest;
+        }
+        // SAFETY: s is valid (caller); rest is fresh record memory we initialise.
+        unsafe {
+            debug_assert!((*s).npages > n);
+            let mut r = MSpan::empty();
+            r.start = (*s).start + (n << PAGE_SHIFT);
+            r.npages = (*s).npages - n;
+            r.state = SpanState::Free;
+            r.needzero = (*s).needzero;
+            r.released = (*s).released;
+            rest.write(r);
+            (*s).npages = n;
+            self.pagemap.set((*s).last_page(), s);
+            self.pagemap.set((*rest).start, rest);
+            self.pagemap.set((*rest).last_page(), rest);
+        }
+        rest
+    }
+
+    /// Takes `npages` pages starting at a multiple of `align_pages` pages off
+    /// the free lists, growing the heap if needed. The span comes back in
+    /// state Free, on no list, with `needzero` telling whether it may hold
+    /// non-zero bytes. Null if the OS refuses memory.
+    fn alloc_pages(&self, ph: &mut PageHeap, npages: usize, align_pages: usize) -> *mut MSpan {
+        debug_assert!(npages > 0 && align_pages.is_power_of_two());
+        let Some(total) = npages.checked_add(align_pages - 1) else {
+            return null_mut();
+        };
+        let mut s = ph.take(total);
+        if s.is_null() {
+            if !self.grow(ph, total) {
+                return null_mut();
+            }
+            s = ph.take(total);
+            debug_assert!(!s.is_null());
+        }
+        // SAFETY: s was just taken off a list: a valid Free span on no list,
+        // with at least `total` pages; the pieces we split off go back on lists.
+        unsafe {
+            let aligned = round_up((*s).start, align_pages << PAGE_SHIFT);
+            if aligned > (*s).start {
+                let rest = self.split(ph, s, (aligned - (*s).start) >> PAGE_SHIFT);
+                if rest.is_null() {
+                    ph.insert(s);
+                    return null_mut();
+                }
+                ph.insert(s);
+                s = rest;
+            }
+            if (*s).npages > npages {
+                let tail = self.split(ph, s, npages);
+                if tail.is_null() {
+                    ph.insert(s);
+                    return null_mut();
+                }
+                ph.insert(tail);
+            }
+            if (*s).released {
+                self.counters.released.fetch_sub((*s).bytes(), Relaxed);
+                (*s).released = false;
+            }
+            self.counters.inuse_spans.fetch_add((*s).bytes(), Relaxed);
+        }
+        s
+    }
+
+    /// Gives the pages of `s` back to the free lists, merging with free
+    /// neighbours. The caller has set `needzero`/`released` and accounted
+    /// the span out of `inuse_spans`.
+    ///
+    /// # Safety
+    /// `s` must be a valid span on no list whose pages nobody uses any more.
+    unsafe fn free_span_locked(&self, ph: &mut PageHeap, s: *mut MSpan) {
+        // SAFETY: s is valid (caller); neighbours found through the pagemap
+        // are checked to be Free spans that touch s before they are used.
+        unsafe {
+            (*s).state = SpanState::Free;
+            (*s).class = 0;
+            if (*s).start >= PAGE_SIZE {
+                let left = self.pagemap.lookup((*s).start - PAGE_SIZE);
+                if !left.is_null()
+                    && (*left).state == SpanState::Free
+                    && (*left).end() == (*s).start
+                {
+                    ph.remove(left);
+                    self.merge_flags(s, left);
+                    (*s).start = (*left).start;
+                    (*s).npages += (*left).npages;
+                    (*left).state = SpanState::Dead;
+                    ph.spans.free(left);
+                }
+            }
+            let right = self.pagemap.lookup((*s).end());
+            if !right.is_null() && (*right).state == SpanState::Free && (*right).start == (*s).end()
+            {
+                ph.remove(right);
+                self.merge_flags(s, right);
+                (*s).npages += (*right).npages;
+                (*right).state = SpanState::Dead;
+                ph.spans.free(right);
+            }
+            self.pagemap.set((*s).start, s);
+            self.pagemap.set((*s).last_page(), s);
+            ph.insert(s);
+        }
+    }
+
+    /// Flags of a span merged from `s` and `other`: dirty if either is; only
+    /// counted as released if both are.
+    ///
+    /// # Safety
+    /// Both must be valid spans.
+    unsafe fn merge_flags(&self, s: *mut MSpan, other: *mut MSpan) {
+        // SAFETY: both valid (caller).
+        unsafe {
+            (*s).needzero |= (*other).needzero;
+            if (*s).released != (*other).released {
+                let counted = if (*s).released { s } else { other };
+                self.counters
+                    .released
+                    .fetch_sub((*counted).bytes(), Relaxed);
+                (*s).released = false;
+            }
+        }
+    }
+
+    /// A fresh span for the mcentral of `class`, with all objects free and
+    /// every page recorded in the pagemap. Null if the OS refuses memory.
+    pub(crate) fn alloc_small_span(&self, class: usize) -> *mut MSpan {
+        let npages = class_npages(class);
+        let mut ph = self.lock();
+        let s = self.alloc_pages(&mut ph, npages, 1);
+        if !s.is_null() {
+            // SAFETY: s is ours now (off every list); its arena is in the pagemap.
+            unsafe {
+                (*s).init_small(class);
+                self.pagemap.set_range((*s).start, npages, s);
+            }
+            self.counters.class_spans[class].fetch_add(1, Relaxed);
+        }
+        s
+    }
+
+    /// Gives an empty small span's pages back.
+    ///
+    /// # Safety
+    /// `s` must be a Small span on no mcentral list with no object handed out.
+    pub(crate) unsafe fn free_small_span(&self, s: *mut MSpan) {
+        let mut ph = self.lock();
+        // SAFETY: s is a valid Small span that nobody uses (caller).
+        unsafe {
+            debug_assert_eq!((*s).allocated, 0);
+            self.counters.class_spans[(*s).class as usize].fetch_sub(1, Relaxed);
+            self.counters.inuse_spans.fetch_sub((*s).bytes(), Relaxed);
+            (*s).needzero = true;
+            self.free_span_locked(&mut ph, s);
+        }
+    }
+
+    /// Allocates a large object of `size` bytes aligned to `align`. Returns
+    /// the address and whether the memory may hold non-zero bytes, or null if
+    /// the size overflows or the OS refuses memory.
+    pub fn alloc_large(&self, size: usize, align: usize) -> (*mut u8, bool) {
+        let Some(npages) = size
+            .max(1)
+            .checked_add(PAGE_SIZE - 1)
+            .map(|b| b >> PAGE_SHIFT)
+        else {
+            return (null_mut(), false);
+        };
+        let align_pages = (align >> PAGE_SHIFT).max(1);
+        let mut ph = self.lock();
+        let s = self.alloc_pages(&mut ph, npages, align_pages);
+        if s.is_null() {
+            return (null_mut(), false);
+        }
+        // SAFETY: s is ours now; its first and last pages already map to it.
+        unsafe {
+            (*s).state = SpanState::Large;
+            self.counters.large_live.fetch_add((*s).bytes(), Relaxed);
+            self.counters.large_allocs.fetch_add(1, Relaxed);
+            ((*s).start as *mut u8, (*s).needzero)
+        }
+    }
+
+    /// The in-use span that `ptr` is the start of an object of, or null if
+    /// `ptr` is not such an address (not ours, free, or an interior pointer).
+    pub fn object_span(&self, ptr: *const u8) -> *mut MSpan {
+        let addr = ptr as usize;
+        let s = self.pagemap.lookup(addr);
+        if s.is_null() {
+            return s;
+        }
+        // SAFETY: pagemap entries always point to span records, which are
+        // never unmapped; a stale one fails the checks below.
+        let ok = unsafe {
+            match (*s).state {
+                SpanState::Large => (*s).start == addr,
+                SpanState::Small => (*s).is_object_address(addr),
+                _ => false,
+            }
+        };
+        if ok {
+            s
+        } else {
+            null_mut()
+        }
+    }
+
+    /// Frees the large object that starts at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be a live large object of this heap.
+    pub unsafe fn free_large(&self, ptr: *mut u8) {
+        let s = self.pagemap.lookup(ptr as usize);
+        // SAFETY: ptr is a live large object (caller), so s is its span.
+        unsafe {
+            debug_assert!(
+                !s.is_null() && (*s).state == SpanState::Large && (*s).start == ptr as usize
+            );
+            let mut ph = self.lock();
+            self.counters.large_live.fetch_sub((*s).bytes(), Relaxed);
+            self.counters.large_frees.fetch_add(1, Relaxed);
+            self.counters.inuse_spans.fetch_sub((*s).bytes(), Relaxed);
+            (*s).needzero = true;
+            self.free_span_locked(&mut ph, s);
+        }
+    }
+
+    /// Bytes usable in the large object at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` must be a live large object of this heap.
+    pub unsafe fn large_size(&self, ptr: *mut u8) -> usize {
+        // SAFETY: ptr is a live large object (caller).
+        unsafe { (*self.pagemap.lookup(ptr as usize)).bytes() }
+    }
+
+    /// Grows or shrinks the large object at `ptr` in place to hold
+    /// `new_size` bytes, if the pages after it allow. Returns false (and
+    /// changes nothing) otherwise.
+    ///
+    /// # Safety
+    /// `ptr` must be a live large object of this heap.
+    pub unsafe fn resize_large_in_place(&self, ptr: *mut u8, new_size: usize) -> bool {
+        let Some(new_pages) = new_size.checked_add(PAGE_SIZE - 1).map(|b| b >> PAGE_SHIFT) else {
+            return false;
+        };
+        let s = self.pagemap.lookup(ptr as usize);
+        let mut ph = self.lock();
+        // SAFETY: s is the span of a live large object (caller), which only we
+        // change under the heap lock; the neighbour is checked before use.
+        unsafe {
+            let old_pages = (*s).npages;
+            if new_pages == old_pages {
+                return true;
+            }
+            if new_pages < old_pages {
+                (*s).state = SpanState::Free;
+                let tail = self.split(&mut ph, s, new_pages);
+                (*s).state = SpanState::Large;
+                if tail.is_null() {
+                    return false;
+                }
+                self.pagemap.set((*s).last_page(), s);
+                let freed = (*tail).bytes();
+                self.counters.large_live.fetch_sub(freed, Relaxed);
+                self.counters.inuse_spans.fetch_sub(freed, Relaxed);
+                (*tail).needzero = true;
+                (*tail).released = false;
+                self.free_span_locked(&mut ph, tail);
+                return true;
+            }
+            let need = new_pages - old_pages;
+            let right = self.pagemap.lookup((*s).end());
+            if right.is_null()
+                || (*right).state != SpanState::Free
+                || (*right).start != (*s).end()
+                || (*right).npages < need
+            {
+                return false;
+            }
+            ph.remove(right);
+            if (*right).npages > need {
+                let rest = self.split(&mut ph, right, need);
+                if rest.is_null() {
+                    ph.insert(right);
+                    return false;
+                }
+                ph.insert(rest);
+            }
+            if (*right).released {
+                self.counters.released.fetch_sub((*right).bytes(), Relaxed);
+            }
+            let grown = (*right).bytes();
+            (*right).state = SpanState::Dead;
+            ph.spans.free(right);
+            (*s).npages = new_pages;
+            self.pagemap.set((*s).last_page(), s);
+            self.counters.large_live.fetch_add(grown, Relaxed);
+            self.counters.inuse_spans.fetch_add(grown, Relaxed);
+            true
+        }
+    }
+
+    /// Returns every free page to the OS now (after draining the central
+    /// transfer slots, so that empty spans come back to the heap first).
+    /// Returns the number of bytes newly released.
+    pub fn release_free_pages(&self) -> usize {
+        for (class, central) in self.central.iter().enumerate().skip(1) {
+            central.drain_transfer(self, class);
+        }
+        let ph = self.lock();
+        let mut released = 0;
+        let lists = ph.free.iter().chain(core::iter::once(&ph.large));
+        for list in lists {
+            for s in list.iter() {
+                // SAFETY: spans on the free lists are valid Free spans whose
+                // pages nobody uses; the heap lock is held.
+                unsafe {
+                    if !(*s).released {
+                        self.os.decommit((*s).start as *mut u8, (*s).bytes());
+                        (*s).released = true;
+                        (*s).needzero = false;
+                        released += (*s).bytes();
+                    }
+                }
+            }
+        }
+        self.counters.released.fetch_add(released, Relaxed);
+        released
+    }
+
+    /// Bytes of metadata the heap took from the OS (pagemap and span records).
+    pub fn metadata_bytes(&self) -> usize {
+        self.pagemap.os_bytes() + self.lock().spans.os_bytes
+    }
+
+    /// Bytes in free page runs.
+    pub fn free_bytes(&self) -> usize {
+        self.lock().free_pages << PAGE_SHIFT
+    }
+
+    /// Checks the heap's invariants (free lists, coalescing, pagemap entries,
+    /// every central list and span). Panics with a description on failure.
+    /// Expensive: for tests and checked builds.
+    pub fn check_invariants(&self) {
+        for (class, central) in self.central.iter().enumerate().skip(1) {
+            central.check_invariants(self, class);
+        }
+        let ph = self.lock();
+        let mut pages = 0;
+        let mut mask = 0u128;
+        let lists = ph
+            .free
+            .iter()
+            .enumerate()
+            .map(|(n, l)| (Some(n), l))
+            .chain(core::iter::once((None, &ph.large)));
+        for (exact, list) in lists {
+            if let Some(n) = exact {
+                if !list.is_empty() {
+                    mask |= 1 << n;
+                }
+            }
+            for s in list.iter() {
+                // SAFETY: spans on the free lists are valid records (heap lock held).
+                let sp = unsafe { &*s };
+                assert_eq!(
+                    sp.state,
+                    SpanState::Free,
+                    "span {:#x} on a free list is {:?}",
+                    sp.start,
+                    sp.state
+                );
+                match exact {
+                    Some(n) => assert_eq!(sp.npages, n, "span {:#x} on the wrong list", sp.start),
+                    None => assert!(sp.npages >= EXACT_LISTS),
+                }
+                sp.check_invariants();
+                assert_eq!(
+                    self.pagemap.lookup(sp.start),
+                    s,
+                    "pagemap first page of free span {:#x}",
+                    sp.start
+                );
+                assert_eq!(
+                    self.pagemap.lookup(sp.last_page()),
+                    s,
+                    "pagemap last page of free span {:#x}",
+                    sp.start
+                );
+                let left = self.pagemap.lookup(sp.start.wrapping_sub(PAGE_SIZE));
+                // SAFETY: pagemap entries point to span records.
+                let left_touches_free = !left.is_null()
+                    && unsafe { (*left).state == SpanState::Free && (*left).end() == sp.start };
+                assert!(
+                    !left_touches_free,
+                    "free span {:#x} not merged with its left neighbour",
+                    sp.start
+                );
+                pages += sp.npages;
+            }
+        }
+        assert_eq!(mask, ph.nonempty, "nonempty mask out of date");
+        assert_eq!(pages, ph.free_pages, "free page count out of date");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

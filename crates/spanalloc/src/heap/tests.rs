@@ -1,0 +1,335 @@
+//! Tests of the page heap, driven through the fake OS layer.
+
+use super::*;
+use crate::os::fake::FakeOs;
+use core::sync::atomic::Ordering::SeqCst;
+
+/// Address space the pagemap's top level takes.
+const ROOT_BYTES: usize = 32 << 20;
+/// Enough budget for the pagemap, metadata and `arenas` arenas.
+fn budget(arenas: usize) -> usize {
+    ROOT_BYTES + (4 << 20) + arenas * ARENA_SIZE
+}
+
+pub(crate) fn test_heap(budget: usize) -> &'static MHeap<FakeOs> {
+    Box::leak(Box::new(MHeap::new(FakeOs::with_budget(budget), false)))
+}
+
+fn fill(p: *mut u8, len: usize, v: u8) {
+    // SAFETY: tests call this on live blocks of at least len bytes.
+    unsafe { p.write_bytes(v, len) };
+}
+
+fn holds(p: *mut u8, len: usize, v: u8) -> bool {
+    // SAFETY: tests call this on live blocks of at least len bytes.
+    unsafe { core::slice::from_raw_parts(p, len).iter().all(|&b| b == v) }
+}
+
+#[test]
+fn large_objects_are_page_runs_that_merge_back() {
+    let heap = test_heap(budget(1));
+    let sizes = [40 << 10, 100 << 10, 1 << 20, 8192 * 3 + 1, 5 << 20];
+    let blocks: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let (p, needzero) = heap.alloc_large(size, 8);
+            assert!(!p.is_null());
+            assert!(!needzero, "fresh arena memory is zero");
+            assert_eq!(p as usize % PAGE_SIZE, 0);
+            fill(p, size, i as u8);
+            (p, size)
+        })
+        .collect();
+    heap.check_invariants();
+    for (i, &(p, size)) in blocks.iter().enumerate() {
+        assert!(holds(p, size, i as u8));
+        // SAFETY: p is a live large object of this heap.
+        assert!(unsafe { heap.large_size(p) } >= size);
+    }
+    // Free in an order that forces merges on both sides.
+    for &i in &[1, 3, 2, 0, 4] {
+        // SAFETY: each block is live and freed once.
+        unsafe { heap.free_large(blocks[i].0) };
+        heap.check_invariants();
+    }
+    let st = heap.stats();
+    assert_eq!(
+        heap.free_bytes(),
+        st.mapped_bytes,
+        "everything merged back into free runs"
+    );
+    assert_eq!(st.large_allocs, 5);
+    assert_eq!(st.large_frees, 5);
+    assert_eq!(st.large_bytes, 0);
+    assert_eq!(st.span_bytes_in_use, 0);
+    // Reused pages may be dirty: alloc_zeroed must then clear them.
+    let (_, needzero) = heap.alloc_large(64 << 10, 8);
+    assert!(needzero);
+}
+
+#[test]
+fn large_alignments_are_honoured() {
+    let heap = test_heap(budget(12));
+    let mut live = vec![];
+    for shift in 13..=25 {
+        let align = 1usize << shift;
+        for size in [align / 2, align, 3 * align + 100] {
+            let (p, _) = heap.alloc_large(size.max(40 << 10), align);
+            assert!(!p.is_null(), "align {align} size {size}");
+            assert_eq!(p as usize % align, 0, "align {align}");
+            live.push(p);
+        }
+        heap.check_invariants();
+    }
+    for p in live {
+        // SAFETY: p is live and freed once.
+        unsafe { heap.free_large(p) };
+    }
+    heap.check_invariants();
+    assert_eq!(heap.free_bytes(), heap.stats().mapped_bytes);
+}
+
+#[test]
+fn objects_bigger_than_an_arena_get_their_own_region() {
+    let heap = test_heap(budget(4));
+    let size = ARENA_SIZE + ARENA_SIZE / 2;
+    let (p, _) = heap.alloc_large(size, 8);
+    assert!(!p.is_null());
+    fill(p, size, 0xAB);
+    assert!(holds(p, size, 0xAB));
+    heap.check_invariants();
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+    heap.check_invariants();
+}
+
+#[test]
+fn resize_in_place_grows_into_free_neighbours_and_shrinks() {
+    let heap = test_heap(budget(1));
+    let (a, _) = heap.alloc_large(64 << 10, 8);
+    let (b, _) = heap.alloc_large(64 << 10, 8);
+    fill(a, 64 << 10, 1);
+    // Fresh runs are split front to back, so b sits right after a: while b
+    // is in use, a cannot grow.
+    assert_eq!(b as usize, a as usize + (64 << 10));
+    // SAFETY: a is live.
+    let grew = unsafe { heap.resize_large_in_place(a, 200 << 10) };
+    assert!(!grew);
+    // SAFETY: b is live; freed once.
+    unsafe { heap.free_large(b) };
+    // SAFETY: a is live.
+    unsafe {
+        assert!(heap.resize_large_in_place(a, 300 << 10));
+        assert!(heap.large_size(a) >= 300 << 10);
+        assert!(holds(a, 64 << 10, 1), "contents kept");
+        fill(a, 300 << 10, 2);
+        heap.check_invariants();
+        assert!(heap.resize_large_in_place(a, 40 << 10));
+        assert_eq!(heap.large_size(a), 40 << 10);
+        heap.check_invariants();
+        assert!(holds(a, 40 << 10, 2));
+        assert_eq!(heap.stats().large_bytes, 40 << 10);
+        heap.free_large(a);
+    }
+    heap.check_invariants();
+    assert_eq!(heap.free_bytes(), heap.stats().mapped_bytes);
+}
+
+#[test]
+fn out_of_memory_returns_null_keeps_contents_and_recovers() {
+    let heap = test_heap(budget(1));
+    let mut live = vec![];
+    loop {
+        let (p, _) = heap.alloc_large(1 << 20, 8);
+        if p.is_null() {
+            break;
+        }
+        fill(p, 1 << 20, live.len() as u8);
+        live.push(p);
+        assert!(live.len() < 1000, "the budget should run out");
+    }
+    assert!(heap.os().refusals.load(SeqCst) > 0);
+    assert!(
+        live.len() >= 60,
+        "one arena holds 64 of them, got {}",
+        live.len()
+    );
+    for (i, &p) in live.iter().enumerate() {
+        assert!(
+            holds(p, 1 << 20, i as u8),
+            "block {i} damaged by the failure"
+        );
+    }
+    heap.check_invariants();
+    // Freeing makes memory available again without the OS.
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(live.pop().unwrap()) };
+    let (p, _) = heap.alloc_large(1 << 20, 8);
+    assert!(!p.is_null());
+    live.push(p);
+    // More budget: growth works again.
+    heap.os().set_budget(2 * ARENA_SIZE);
+    let (q, _) = heap.alloc_large(4 << 20, 8);
+    assert!(!q.is_null());
+    live.push(q);
+    for p in live {
+        // SAFETY: live, freed once.
+        unsafe { heap.free_large(p) };
+    }
+    heap.check_invariants();
+}
+
+#[test]
+fn a_small_request_gets_pages_when_a_whole_arena_is_refused() {
+    let heap = test_heap(ROOT_BYTES + (2 << 20));
+    let (p, _) = heap.alloc_large(100 << 10, 8);
+    assert!(
+        !p.is_null(),
+        "a 64 MiB arena does not fit the budget, 128 KiB does"
+    );
+    assert!(heap.stats().mapped_bytes < ARENA_SIZE);
+    heap.check_invariants();
+}
+
+#[test]
+fn overflowing_sizes_are_refused() {
+    let heap = test_heap(budget(1));
+    for size in [
+        usize::MAX,
+        usize::MAX - PAGE_SIZE,
+        isize::MAX as usize,
+        1 << 62,
+    ] {
+        assert!(heap.alloc_large(size, 8).0.is_null());
+        assert!(heap.alloc_large(size, 1 << 21).0.is_null());
+    }
+    heap.check_invariants();
+}
+
+#[test]
+fn small_spans_are_recorded_for_every_page_and_come_back() {
+    let heap = test_heap(budget(1));
+    let class = (1..NUM_CLASSES).find(|&c| class_npages(c) > 1).unwrap();
+    let s = heap.alloc_small_span(class);
+    assert!(!s.is_null());
+    // SAFETY: s is a live small span we own.
+    unsafe {
+        for page in 0..(*s).npages {
+            let addr = (*s).start + page * PAGE_SIZE;
+            assert_eq!(heap.pagemap.lookup(addr), s);
+        }
+        assert_eq!(heap.object_span((*s).start as *const u8), s);
+        assert!(
+            heap.object_span(((*s).start + 1) as *const u8).is_null(),
+            "interior pointers are not objects"
+        );
+        heap.free_small_span(s);
+    }
+    heap.check_invariants();
+    assert_eq!(heap.free_bytes(), heap.stats().mapped_bytes);
+}
+
+#[test]
+fn release_returns_free_pages_to_the_os_and_they_read_zero() {
+    let heap = test_heap(budget(1));
+    let (p, _) = heap.alloc_large(1 << 20, 8);
+    fill(p, 1 << 20, 0xEE);
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+    let released = heap.release_free_pages();
+    assert_eq!(released, heap.stats().mapped_bytes);
+    assert_eq!(heap.stats().released_bytes, released);
+    assert!(heap.os().decommitted.load(SeqCst) >= released);
+    assert_eq!(heap.release_free_pages(), 0, "nothing left to release");
+    let (q, needzero) = heap.alloc_large(1 << 20, 8);
+    assert!(!needzero, "released pages read as zero");
+    assert!(holds(q, 1 << 20, 0));
+    assert_eq!(heap.stats().released_bytes, released - (1 << 20));
+    heap.check_invariants();
+}
+
+#[test]
+fn unknown_pointers_are_not_objects() {
+    let heap = test_heap(budget(1));
+    let local = 5u64;
+    assert!(heap
+        .object_span(&local as *const u64 as *const u8)
+        .is_null());
+    assert!(heap.object_span(core::ptr::null()).is_null());
+    let (p, _) = heap.alloc_large(64 << 10, 8);
+    assert!(!heap.object_span(p).is_null());
+    assert!(heap.object_span(p.wrapping_add(PAGE_SIZE)).is_null());
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+    assert!(
+        heap.object_span(p).is_null(),
+        "a freed large object is not an object"
+    );
+}
+
+/// A random sequence of large allocations, frees and in-place resizes,
+/// checked against a model of live ranges: no overlap, contents kept,
+/// invariants intact after every step.
+#[test]
+fn random_large_operations_match_a_model() {
+    let heap = test_heap(budget(3));
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut live: Vec<(usize, usize, u8)> = vec![];
+    for step in 0..1500 {
+        let r = next();
+        match r % 4 {
+            0 | 1 if live.len() < 64 => {
+                let size = (40 << 10) + (next() % (3 << 20)) as usize;
+                let align = 1usize << (3 + next() % 20);
+                let (p, _) = heap.alloc_large(size, align);
+                assert!(!p.is_null(), "step {step}");
+                assert_eq!(p as usize % align, 0);
+                let (a, b) = (p as usize, p as usize + size);
+                for &(q, qs, _) in &live {
+                    assert!(b <= q || a >= q + qs, "overlap at step {step}");
+                }
+                fill(p, size.min(4096), step as u8);
+                live.push((a, size, step as u8));
+            }
+            2 if !live.is_empty() => {
+                let (p, size, v) = live.swap_remove((next() % live.len() as u64) as usize);
+                assert!(holds(p as *mut u8, size.min(4096), v), "step {step}");
+                // SAFETY: live, freed once.
+                unsafe { heap.free_large(p as *mut u8) };
+            }
+            _ if !live.is_empty() => {
+                let i = (next() % live.len() as u64) as usize;
+                let (p, size, v) = live[i];
+                let new = (40 << 10) + (next() % (3 << 20)) as usize;
+                // SAFETY: p is live.
+                if unsafe { heap.resize_large_in_place(p as *mut u8, new) } {
+                    assert!(holds(p as *mut u8, size.min(new).min(4096), v));
+                    for (j, &(q, qs, _)) in live.iter().enumerate() {
+                        assert!(
+                            j == i || p + new <= q || p >= q + qs,
+                            "resize overlap at step {step}"
+                        );
+                    }
+                    live[i].1 = new;
+                }
+            }
+            _ => {}
+        }
+        if step % 10 == 0 {
+            heap.check_invariants();
+        }
+    }
+    for (p, _, _) in live {
+        // SAFETY: live, freed once.
+        unsafe { heap.free_large(p as *mut u8) };
+    }
+    heap.check_invariants();
+    assert_eq!(heap.free_bytes(), heap.stats().mapped_bytes);
+}

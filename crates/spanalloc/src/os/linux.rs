@@ -1,0 +1,177 @@
+//! The OS layer on Linux (x86_64, aarch64): `mmap`, `mprotect`, `madvise`,
+//! `munmap`, futexes and the thread-exit hook. See os/mod.rs.
+
+use super::OsMem;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+/// Keeps `errno` as the caller left it: the allocator's own system calls must
+/// not change what a C program sees in `errno` (only a failed `malloc` sets
+/// it, and the C shim does that itself).
+struct ErrnoGuard(i32);
+
+impl ErrnoGuard {
+    fn save() -> Self {
+        // SAFETY: __errno_location always returns the calling thread's valid errno slot.
+        ErrnoGuard(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        // SAFETY: as in save(); the slot belongs to the current thread.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+/// The real operating system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinuxOs;
+
+// SAFETY: every range comes fresh from mmap (nobody else uses it), alignment is
+// obtained by trimming an over-sized mapping, and nothing here allocates.
+unsafe impl OsMem for LinuxOs {
+    fn reserve(&self, size: usize, align: usize) -> *mut u8 {
+        debug_assert!(align.is_power_of_two());
+        let _errno = ErrnoGuard::save();
+        let Some(over) = size.checked_add(align) else {
+            return null_mut();
+        };
+        // SAFETY: an anonymous PROT_NONE mapping at an address of the kernel's
+        // choosing touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                null_mut(),
+                over,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return null_mut();
+        }
+        let start = p as usize;
+        let aligned = (start + align - 1) & !(align - 1);
+        let head = aligned - start;
+        let tail = over - head - size;
+        // SAFETY: [start, start+head) and [aligned+size, start+over) are the
+        // parts of our own fresh mapping outside the aligned range we keep.
+        unsafe {
+            if head > 0 {
+                libc::munmap(p, head);
+            }
+            if tail > 0 {
+                libc::munmap((aligned + size) as *mut c_void, tail);
+            }
+        }
+        aligned as *mut u8
+    }
+
+    unsafe fn commit(&self, addr: *mut u8, size: usize) -> bool {
+        let _errno = ErrnoGuard::save();
+        // SAFETY: the caller guarantees the range is inside our reservation.
+        unsafe { libc::mprotect(addr.cast(), size, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+    }
+
+    unsafe fn decommit(&self, addr: *mut u8, size: usize) {
+        let _errno = ErrnoGuard::save();
+        // SAFETY: the caller guarantees the range is committed and unused;
+        // MADV_DONTNEED on private anonymous memory makes it read as zero.
+        unsafe { libc::madvise(addr.cast(), size, libc::MADV_DONTNEED) };
+    }
+
+    unsafe fn release(&self, addr: *mut u8, size: usize) {
+        let _errno = ErrnoGuard::save();
+        // SAFETY: the caller guarantees the range came from reserve and is unused.
+        unsafe { libc::munmap(addr.cast(), size) };
+    }
+}
+
+/// Sleeps while `*word == expected` (a futex wait; spurious wake-ups happen).
+pub fn futex_wait(word: &AtomicU32, expected: u32) {
+    let _errno = ErrnoGuard::save();
+    // SAFETY: the futex word is a live, aligned u32 for the whole call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            null_mut::<libc::timespec>(),
+        );
+    }
+}
+
+/// Wakes up to `n` threads sleeping in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    let _errno = ErrnoGuard::save();
+    // SAFETY: the futex word is a live, aligned u32 for the whole call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        );
+    }
+}
+
+/// Running a function when a thread exits, through a `pthread_key_create`
+/// destructor. Unlike Rust's `thread_local!` destructors this never allocates
+/// through the allocator that registers it (rust-lang/rust#116390), and it
+/// fires for threads created from C as well.
+pub mod thread_exit_hook {
+    use super::*;
+
+    const KEY_UNSET: usize = usize::MAX;
+    const KEY_BUSY: usize = usize::MAX - 1;
+
+    /// The process-wide key, or KEY_UNSET / KEY_BUSY while it is being made.
+    static KEY: AtomicUsize = AtomicUsize::new(KEY_UNSET);
+
+    /// The function every registered thread runs at exit, with the value it
+    /// registered.
+    pub type ExitFn = unsafe extern "C" fn(*mut c_void);
+
+    /// Arranges for `on_exit(value)` to run when the calling thread exits.
+    /// The same `on_exit` must be passed by every caller in the process.
+    /// Returns false if the hook cannot be installed (no keys left).
+    ///
+    /// `pthread_setspecific` may allocate for high key numbers, so the caller
+    /// must be ready for re-entry (its cache must already be usable).
+    ///
+    /// # Safety
+    /// `value` must stay valid for `on_exit` until the thread exits.
+    pub unsafe fn register(value: *mut c_void, on_exit: ExitFn) -> bool {
+        let _errno = ErrnoGuard::save();
+        let key = loop {
+            match KEY.load(Ordering::Acquire) {
+                KEY_BUSY => core::hint::spin_loop(),
+                KEY_UNSET => {
+                    if KEY
+                        .compare_exchange(KEY_UNSET, KEY_BUSY, Ordering::Acquire, Ordering::Acquire)
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    let mut k: libc::pthread_key_t = 0;
+                    // SAFETY: k is a valid out-pointer; on_exit has the
+                    // destructor signature pthread expects.
+                    let ok = unsafe { libc::pthread_key_create(&mut k, Some(on_exit)) } == 0;
+                    if !ok {
+                        KEY.store(KEY_UNSET, Ordering::Release);
+                        return false;
+                    }
+                    KEY.store(k as usize, Ordering::Release);
+                    break k;
+                }
+                k => break k as libc::pthread_key_t,
+            }
+        };
+        // SAFETY: key was created by pthread_key_create and is never deleted.
+        unsafe { libc::pthread_setspecific(key, value) == 0 }
+    }
+}

@@ -1,0 +1,301 @@
+//! Size classes: mapping a request to its class. See lib.rs for the overview.
+
+pub use crate::sizeclasses::*;
+
+/// The largest alignment that needs no search: for every `align <= FAST_ALIGN` (a power of
+/// two) and every size, `class_of(round_up(max(size, 1), align))` already has objects aligned
+/// to `align`, because every class is a multiple of 8 and every class from 32 up a multiple
+/// of 16. [`class_for`] relies on this to skip its search. (The `max(size, 1)` matters: a
+/// zero-byte request rounds to 0, whose class, 8 bytes, is not 16-aligned.)
+///
+/// The bound follows from the generator's rules, not from the particular table: the current
+/// table happens to need no search up to 256, but nothing relies on that.
+pub const FAST_ALIGN: usize = 16;
+
+/// The class of a `size`-byte request: the smallest class whose objects hold `size` bytes.
+///
+/// Size 0 gets the smallest class (1). Sizes above [`MAX_SMALL_SIZE`] get class 0, meaning
+/// "large object". Cost: one compare, one shift and one table load.
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    if size <= SMALL_SIZE_MAX {
+        usize::from(SIZE_TO_CLASS8[size.div_ceil(SMALL_SIZE_DIV)])
+    } else {
+        // `get` doubles as the bounds check: past the table is past MAX_SMALL_SIZE.
+        match SIZE_TO_CLASS128.get((size - SMALL_SIZE_MAX).div_ceil(LARGE_SIZE_DIV)) {
+            Some(&c) => usize::from(c),
+            None => 0,
+        }
+    }
+}
+
+/// The smallest class whose objects hold `size` bytes and are all aligned to `align`, or
+/// `None` if no class qualifies and the request must be served as a large object.
+///
+/// `align` must be a power of two. Objects sit at `span_start + k * class_size(c)` with
+/// `span_start` page-aligned, so a class qualifies when its size is a multiple of `align`;
+/// page alignment is the most a span offers, so `align > PAGE_SIZE` gives `None`, as does a
+/// size that rounded up to `align` exceeds [`MAX_SMALL_SIZE`]. For `align <= FAST_ALIGN` this
+/// costs [`class_of`] plus a few instructions; larger alignments search upward from there.
+#[inline(always)]
+pub fn class_for(size: usize, align: usize) -> Option<usize> {
+    debug_assert!(
+        align.is_power_of_two(),
+        "alignment {align} is not a power of two"
+    );
+    if align > PAGE_SIZE {
+        return None;
+    }
+    let mask = align.wrapping_sub(1);
+    // Every class holds at least one byte, so size 0 can be treated as 1 (see FAST_ALIGN).
+    let rounded = size.max(1).checked_add(mask)? & !mask;
+    if rounded > MAX_SMALL_SIZE {
+        return None;
+    }
+    let c = class_of(rounded);
+    if align <= FAST_ALIGN {
+        Some(c)
+    } else {
+        first_aligned_class(c, align)
+    }
+}
+
+/// The first class from `c` up whose size is a multiple of `align`.
+#[cold]
+#[inline(never)]
+fn first_aligned_class(c: usize, align: usize) -> Option<usize> {
+    (c..NUM_CLASSES).find(|&c| class_size(c) & (align - 1) == 0)
+}
+
+/// Bytes per object of class `c` (0 for class 0). `c` must be below [`NUM_CLASSES`].
+#[inline(always)]
+pub fn class_size(c: usize) -> usize {
+    // Lossless: usize is at least 32 bits on every target spanalloc supports.
+    CLASS_SIZE[c] as usize
+}
+
+/// Pages per span of class `c` (0 for class 0). `c` must be below [`NUM_CLASSES`].
+#[inline(always)]
+pub fn class_npages(c: usize) -> usize {
+    usize::from(CLASS_NPAGES[c])
+}
+
+/// Objects per span of class `c` (0 for class 0). `c` must be below [`NUM_CLASSES`].
+#[inline(always)]
+pub fn class_nobjs(c: usize) -> usize {
+    usize::from(CLASS_NOBJS[c])
+}
+
+/// Objects moved at once between a thread cache and the central list of class `c`
+/// (0 for class 0). `c` must be below [`NUM_CLASSES`].
+#[inline(always)]
+pub fn class_batch(c: usize) -> usize {
+    usize::from(CLASS_BATCH[c])
+}
+
+/// Bytes per span of class `c` (0 for class 0). `c` must be below [`NUM_CLASSES`].
+#[inline(always)]
+pub fn span_bytes(c: usize) -> usize {
+    class_npages(c) << PAGE_SHIFT
+}
+
+/// `offset / class_size(c)` for an `offset` into a span of class `c`: the index of the object
+/// containing that byte. One multiply and one shift (see [`CLASS_DIV_MAGIC`]); exact only for
+/// `1 <= c < NUM_CLASSES` and `offset < span_bytes(c)`.
+#[inline(always)]
+pub fn object_index(c: usize, offset: usize) -> usize {
+    debug_assert!(c != 0, "class 0 has no objects");
+    debug_assert!(
+        offset < span_bytes(c),
+        "offset {offset} outside a class {c} span"
+    );
+    // Offsets within a span are far below 2^32 and magic below 2^32: no overflow.
+    ((offset as u64 * u64::from(CLASS_DIV_MAGIC[c])) >> 32) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// All real classes, smallest first.
+    fn classes() -> std::ops::Range<usize> {
+        1..NUM_CLASSES
+    }
+
+    /// The model of `class_of`: a linear scan for the smallest class that fits.
+    fn smallest_fitting(size: usize) -> usize {
+        classes().find(|&c| class_size(c) >= size).unwrap_or(0)
+    }
+
+    /// The model of `class_for`: a linear scan, straight from the definition.
+    fn smallest_fitting_aligned(size: usize, align: usize) -> Option<usize> {
+        if align > PAGE_SIZE {
+            return None;
+        }
+        classes().find(|&c| class_size(c) >= size && class_size(c) % align == 0)
+    }
+
+    fn alignments() -> impl Iterator<Item = usize> {
+        (0..=PAGE_SHIFT).map(|shift| 1 << shift)
+    }
+
+    #[test]
+    fn generated_table_is_up_to_date() {
+        let generated = spanalloc_mksizeclasses::generate();
+        let checked_in = include_str!("sizeclasses.rs");
+        if generated != checked_in {
+            let line = generated
+                .lines()
+                .zip(checked_in.lines())
+                .position(|(a, b)| a != b)
+                .map_or_else(|| "the end".to_string(), |i| format!("line {}", i + 1));
+            panic!(
+                "crates/spanalloc/src/sizeclasses.rs differs from the generator's output (first at \
+                 {line}); regenerate it from the workspace root with: {}",
+                spanalloc_mksizeclasses::REGENERATE
+            );
+        }
+    }
+
+    #[test]
+    fn class_count_is_reasonable() {
+        assert!(
+            (60..=75).contains(&NUM_CLASSES),
+            "NUM_CLASSES = {NUM_CLASSES}"
+        );
+        assert_eq!(PAGE_SIZE, 8192);
+    }
+
+    #[test]
+    fn class_zero_is_the_large_class() {
+        assert_eq!(class_size(0), 0);
+        assert_eq!(class_npages(0), 0);
+        assert_eq!(class_nobjs(0), 0);
+        assert_eq!(class_batch(0), 0);
+        assert_eq!(CLASS_DIV_MAGIC[0], 0);
+        assert_eq!(span_bytes(0), 0);
+    }
+
+    #[test]
+    fn sizes_increase_and_are_aligned() {
+        for c in classes() {
+            let size = class_size(c);
+            assert!(
+                size > class_size(c - 1),
+                "class {c}: sizes must strictly increase"
+            );
+            assert_eq!(size % 8, 0, "class {c}: {size} is not a multiple of 8");
+            if size >= 32 {
+                assert_eq!(size % 16, 0, "class {c}: {size} is not a multiple of 16");
+            }
+        }
+        assert_eq!(class_size(NUM_CLASSES - 1), MAX_SMALL_SIZE);
+    }
+
+    #[test]
+    fn tail_waste_is_at_most_an_eighth() {
+        for c in classes() {
+            let tail = span_bytes(c) - class_nobjs(c) * class_size(c);
+            assert!(tail * 8 <= span_bytes(c), "class {c}: tail waste {tail}");
+        }
+    }
+
+    #[test]
+    fn nobjs_and_batch_are_consistent() {
+        for c in classes() {
+            let (size, span) = (class_size(c), span_bytes(c));
+            assert_eq!(span, class_npages(c) * PAGE_SIZE);
+            assert!(class_npages(c) >= 1, "class {c}: empty span");
+            assert_eq!(class_nobjs(c), span / size, "class {c}: objects per span");
+            assert!(class_nobjs(c) >= 1, "class {c}: span holds no object");
+            assert_eq!(
+                class_batch(c),
+                (65536 / size).clamp(2, 32),
+                "class {c}: batch"
+            );
+        }
+    }
+
+    #[test]
+    fn class_of_picks_the_smallest_fitting_class() {
+        assert_eq!(SIZE_TO_CLASS8[0], 1);
+        assert_eq!(class_of(0), 1);
+        for size in 0..=MAX_SMALL_SIZE {
+            assert_eq!(class_of(size), smallest_fitting(size), "size {size}");
+        }
+        for size in [
+            MAX_SMALL_SIZE + 1,
+            MAX_SMALL_SIZE + 128,
+            MAX_SMALL_SIZE + 129,
+            usize::MAX,
+        ] {
+            assert_eq!(class_of(size), 0, "size {size} is a large object");
+        }
+    }
+
+    #[test]
+    fn class_for_matches_the_model_for_every_size_and_alignment() {
+        for align in alignments().chain([PAGE_SIZE * 2, 1 << 20, 1 << (usize::BITS - 1)]) {
+            for size in (0..=MAX_SMALL_SIZE + 256).chain([usize::MAX - 8192, usize::MAX]) {
+                assert_eq!(
+                    class_for(size, align),
+                    smallest_fitting_aligned(size, align),
+                    "size {size}, align {align}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fast_align_needs_no_search() {
+        for align in alignments().take_while(|&a| a <= FAST_ALIGN) {
+            for size in 0..=MAX_SMALL_SIZE {
+                let rounded = size.max(1).next_multiple_of(align);
+                if rounded <= MAX_SMALL_SIZE {
+                    let c = class_of(rounded);
+                    assert_eq!(class_size(c) % align, 0, "size {size}, align {align}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn object_index_divides_exactly() {
+        for c in classes() {
+            let size = class_size(c);
+            for offset in 0..span_bytes(c) {
+                assert_eq!(
+                    object_index(c, offset),
+                    offset / size,
+                    "class {c}, offset {offset}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn class_for_fits_is_aligned_and_is_smallest(
+            size in prop_oneof![0..=MAX_SMALL_SIZE + 1024, any::<usize>()],
+            shift in 0..usize::BITS,
+        ) {
+            let align = 1usize << shift;
+            match class_for(size, align) {
+                Some(c) => {
+                    prop_assert!((1..NUM_CLASSES).contains(&c));
+                    prop_assert!(class_size(c) >= size);
+                    // Every object of a page-aligned span starts on an `align` boundary.
+                    prop_assert!(align <= PAGE_SIZE);
+                    for k in 0..class_nobjs(c) {
+                        prop_assert_eq!((k * class_size(c)) % align, 0);
+                    }
+                    // No smaller class both fits and is aligned.
+                    prop_assert!((1..c)
+                        .all(|d| class_size(d) < size || class_size(d) % align != 0));
+                }
+                None => prop_assert_eq!(smallest_fitting_aligned(size, align), None),
+            }
+        }
+    }
+}
