@@ -24,7 +24,7 @@
 
 use crate::heap::MHeap;
 use crate::os::{thread_exit_hook, OsMem};
-use crate::sizeclass::{class_batch, NUM_CLASSES};
+use crate::sizeclass::{class_batch, class_size, NUM_CLASSES};
 use crate::span::FreeObject;
 use crate::stats::ClassStats;
 use core::cell::Cell;
@@ -36,14 +36,28 @@ const FRESH: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
 
-/// How many batches a list may hold before a free sends one back.
-const LIMIT_BATCHES: u32 = 2;
+/// The most batches one class's list may grow to hold.
+const MAX_BATCHES: usize = 8;
+/// The most bytes one class's list may grow to hold (beyond one batch).
+const MAX_CLASS_BYTES: usize = 256 << 10;
+/// The most bytes all of a thread's lists together may be allowed to hold
+/// (the sum of their bounds).
+pub const MAX_THREAD_CACHE_BYTES: usize = 4 << 20;
+
+/// The bound of a class's list: starts at one batch; each time a free finds
+/// the list full it grows by a batch (a "slow start", as TCMalloc's thread
+/// caches do), up to this, while the thread's total allows.
+fn max_limit(class: usize) -> usize {
+    let batch = class_batch(class);
+    (MAX_CLASS_BYTES / class_size(class)).clamp(batch, MAX_BATCHES * batch)
+}
 
 /// The free list of one class, with its counters. 32 bytes: two classes
 /// share a cache line, and a malloc or free touches only this.
 ///
 /// Invariants: `count` is the length of the list at `head`, and
-/// `count <= limit` (limit 0 in FRESH and DEAD). `head`, `count` and `limit`
+/// `count <= limit` (limit 0 in FRESH and DEAD; from one batch up to
+/// `max_limit(class)` when ACTIVE). `head`, `count` and `limit`
 /// are touched only by the owning thread; `nmalloc`/`nfree` are written only
 /// by the owning thread and read by statistics snapshots.
 #[repr(C)]
@@ -67,6 +81,8 @@ fn bump(c: &AtomicU64) {
 pub struct MCache {
     lists: [CacheList; NUM_CLASSES],
     state: Cell<u8>,
+    /// Sum over classes of `limit * class_size`: the most the cache may hold.
+    limit_bytes: Cell<usize>,
     /// The heap this cache feeds from, type-erased for the exit hook.
     heap: Cell<*const ()>,
     /// Flushes this cache into `heap` (set on activation; knows the heap's type).
@@ -101,6 +117,7 @@ impl MCache {
                 }
             }; NUM_CLASSES],
             state: Cell::new(FRESH),
+            limit_bytes: Cell::new(0),
             heap: Cell::new(core::ptr::null()),
             release: Cell::new(None),
             reg_next: Cell::new(core::ptr::null()),
@@ -206,7 +223,7 @@ impl MCache {
             _ => {}
         }
         let l = self.list(class);
-        if l.count.get() >= l.limit.get() {
+        if l.count.get() >= l.limit.get() && !self.grow_limit(class) {
             // SAFETY: the list holds at least one batch (limit >= batch).
             unsafe { self.flush(heap, class, class_batch(class)) };
         }
@@ -237,12 +254,30 @@ impl MCache {
         unsafe { heap.central[class].put_batch(heap, class, first, n) };
     }
 
+    /// Raises the bound of `class` by one batch if that class and the
+    /// thread's total allow; true if it did.
+    fn grow_limit(&self, class: usize) -> bool {
+        let l = self.list(class);
+        let batch = class_batch(class);
+        let grown = l.limit.get() as usize + batch;
+        let bytes = self.limit_bytes.get() + batch * class_size(class);
+        if grown > max_limit(class) || bytes > MAX_THREAD_CACHE_BYTES {
+            return false;
+        }
+        l.limit.set(grown as u32);
+        self.limit_bytes.set(bytes);
+        true
+    }
+
     /// FRESH → ACTIVE: sets the limits, joins the registry, installs the exit hook.
     fn activate<O: OsMem>(&self, heap: &MHeap<O>) {
         self.state.set(ACTIVE);
+        let mut bytes = 0;
         for (class, l) in self.lists.iter().enumerate().skip(1) {
-            l.limit.set(class_batch(class) as u32 * LIMIT_BATCHES);
+            l.limit.set(class_batch(class) as u32);
+            bytes += class_batch(class) * class_size(class);
         }
+        self.limit_bytes.set(bytes);
         self.heap.set(heap as *const MHeap<O> as *const ());
         self.release.set(Some(release_thunk::<O>));
         heap.caches.lock().insert(self);
@@ -267,6 +302,7 @@ impl MCache {
         for l in self.lists.iter().skip(1) {
             l.limit.set(0);
         }
+        self.limit_bytes.set(0);
         self.flush_all(heap);
         let mut reg = heap.caches.lock();
         for (class, l) in self.lists.iter().enumerate().skip(1) {

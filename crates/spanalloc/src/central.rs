@@ -10,11 +10,21 @@
 
 use crate::heap::MHeap;
 use crate::os::OsMem;
-use crate::sizeclass::class_batch;
+use crate::sizeclass::{class_batch, class_size};
 use crate::span::{FreeObject, MSpan, SpanList, SpanState};
 use crate::sync::{Mutex, MutexGuard};
-use crate::transfer::TransferSlots;
+use crate::transfer::{TransferSlots, TRANSFER_SLOTS};
 use core::ptr::null_mut;
+
+/// Bytes of objects one class may park in its transfer slots.
+const TRANSFER_BYTES: usize = 1 << 20;
+
+/// How many batches the transfer slots of `class` may hold: about
+/// `TRANSFER_BYTES` of objects, and at least 8 batches.
+pub fn transfer_capacity(class: usize) -> usize {
+    let batch_bytes = class_batch(class) * class_size(class);
+    (TRANSFER_BYTES / batch_bytes).clamp(8, TRANSFER_SLOTS)
+}
 
 /// The spans of one class, under the central lock.
 ///
@@ -99,7 +109,7 @@ impl MCentral {
         head: *mut FreeObject,
         n: usize,
     ) {
-        if n == class_batch(class) && self.transfer.push(head) {
+        if n == class_batch(class) && self.transfer.push(head, transfer_capacity(class)) {
             return;
         }
         let mut l = self.lists.lock();
@@ -197,5 +207,95 @@ impl MCentral {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::tests::test_heap;
+    use crate::sizeclass::{class_nobjs, class_of};
+
+    const BUDGET: usize = (32 << 20) + (8 << 20) + crate::pagemap::ARENA_SIZE;
+
+    fn collect(mut p: *mut FreeObject) -> Vec<*mut FreeObject> {
+        let mut v = vec![];
+        while !p.is_null() {
+            v.push(p);
+            // SAFETY: p is on a list we were handed.
+            p = unsafe { (*p).next };
+        }
+        v
+    }
+
+    #[test]
+    fn batches_come_from_spans_and_spans_go_back_when_empty() {
+        let heap = test_heap(BUDGET);
+        let class = class_of(512);
+        let c = &heap.central[class];
+        let per_span = class_nobjs(class);
+        // More than one span's worth, in odd-sized batches.
+        let mut got = vec![];
+        while got.len() < per_span + 5 {
+            let (head, n) = c.get_batch(heap, class, 7);
+            assert_eq!(n, 7);
+            got.extend(collect(head));
+        }
+        let (partial, full) = c.span_counts();
+        assert_eq!((partial, full), (1, 1), "one exhausted span and one in use");
+        c.check_invariants(heap, class);
+        let distinct: std::collections::HashSet<_> = got.iter().collect();
+        assert_eq!(distinct.len(), got.len());
+        // Give them back one odd batch at a time (not the transfer size, so
+        // they go into their spans).
+        for chunk in got.chunks(3) {
+            for w in chunk.windows(2) {
+                // SAFETY: the objects are ours; relink them into a batch.
+                unsafe { (*w[0]).next = w[1] };
+            }
+            // SAFETY: as above; the last one ends the list.
+            unsafe {
+                (**chunk.last().unwrap()).next = core::ptr::null_mut();
+                c.put_batch(heap, class, chunk[0], chunk.len());
+            }
+            c.check_invariants(heap, class);
+        }
+        assert_eq!(c.span_counts(), (0, 0), "empty spans went back to the heap");
+        assert_eq!(heap.stats().span_bytes_in_use, 0);
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn full_batches_pass_through_the_transfer_slots() {
+        let heap = test_heap(BUDGET);
+        let class = class_of(64);
+        let c = &heap.central[class];
+        let b = class_batch(class);
+        let (head, n) = c.get_batch(heap, class, b);
+        assert_eq!(n, b);
+        // SAFETY: a batch we were just handed, returned whole.
+        unsafe { c.put_batch(heap, class, head, n) };
+        assert_eq!(c.parked_batches(), 1);
+        let (again, m) = c.get_batch(heap, class, b);
+        assert_eq!(
+            (again, m),
+            (head, b),
+            "the parked batch is handed over as is"
+        );
+        assert_eq!(c.parked_batches(), 0);
+        // SAFETY: as above.
+        unsafe { c.put_batch(heap, class, again, m) };
+        c.drain_transfer(heap, class);
+        assert_eq!(c.parked_batches(), 0);
+        assert_eq!(c.span_counts(), (0, 0));
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn out_of_memory_hands_out_nothing() {
+        let heap = test_heap(32 << 20);
+        let (head, n) = heap.central[1].get_batch(heap, 1, 4);
+        assert!(head.is_null());
+        assert_eq!(n, 0);
     }
 }

@@ -22,6 +22,9 @@ use core::sync::atomic::Ordering::Relaxed;
 /// Exact-size free lists cover runs of 1..EXACT_LISTS pages.
 const EXACT_LISTS: usize = 128;
 
+/// Spans of each exact list looked at for an aligned request.
+const ALIGNED_SCAN: usize = 16;
+
 /// The smallest growth when a whole arena cannot be had.
 const MIN_GROW: usize = 64 << 10;
 
@@ -115,23 +118,48 @@ impl PageHeap {
         self.free_pages -= n;
     }
 
-    /// Finds and removes the smallest free span of at least `npages` pages
-    /// (lowest address among equals on the large list), or null.
-    fn take(&mut self, npages: usize) -> *mut MSpan {
+    /// Finds and removes the smallest free span holding `npages` pages that
+    /// start at a multiple of `align` bytes (lowest address among equals on
+    /// the large list), or null.
+    ///
+    /// Without alignment the first span of the smallest non-empty exact list
+    /// fits. With it, a shorter span fits when it happens to be placed well
+    /// (a freed aligned object leaves just such a hole), so the first
+    /// `ALIGNED_SCAN` spans of each exact list are looked at.
+    fn take(&mut self, npages: usize, align: usize) -> *mut MSpan {
+        let fits = |s: *mut MSpan| {
+            // SAFETY: only valid Free spans from our lists are passed in.
+            let (start, end) = unsafe { ((*s).start, (*s).end()) };
+            round_up(start, align)
+                .checked_add(npages << PAGE_SHIFT)
+                .is_some_and(|e| e <= end)
+        };
         if npages < EXACT_LISTS {
-            let fit = self.nonempty & !((1u128 << npages) - 1);
-            if fit != 0 {
-                let s = self.free[fit.trailing_zeros() as usize].first();
-                // SAFETY: s heads a list, so it is a Free span on it.
-                unsafe { self.remove(s) };
-                return s;
+            let mut lists = self.nonempty & !((1u128 << npages) - 1);
+            while lists != 0 {
+                let n = lists.trailing_zeros() as usize;
+                let found = if align <= PAGE_SIZE {
+                    self.free[n].first()
+                } else {
+                    self.free[n]
+                        .iter()
+                        .take(ALIGNED_SCAN)
+                        .find(|&s| fits(s))
+                        .unwrap_or(null_mut())
+                };
+                if !found.is_null() {
+                    // SAFETY: found is on list n, so it is a Free span on it.
+                    unsafe { self.remove(found) };
+                    return found;
+                }
+                lists &= lists - 1;
             }
         }
         let mut best: *mut MSpan = null_mut();
         for s in self.large.iter() {
             // SAFETY: spans on the list are valid Free spans.
             let (n, start) = unsafe { ((*s).npages, (*s).start) };
-            if n >= npages {
+            if fits(s) {
                 // SAFETY: best, when set, is a valid span from the same list.
                 let better = best.is_null()
                     || unsafe {
@@ -257,21 +285,27 @@ impl<O: OsMem> MHeap<O> {
     /// non-zero bytes. Null if the OS refuses memory.
     fn alloc_pages(&self, ph: &mut PageHeap, npages: usize, align_pages: usize) -> *mut MSpan {
         debug_assert!(npages > 0 && align_pages.is_power_of_two());
-        let Some(total) = npages.checked_add(align_pages - 1) else {
-            return null_mut();
-        };
-        let mut s = ph.take(total);
+        let align = align_pages << PAGE_SHIFT;
+        let mut s = ph.take(npages, align);
         if s.is_null() {
+            // A fresh region is arena-aligned, which covers alignments up to
+            // an arena; beyond that, room to slide to an aligned start.
+            let Some(total) = npages.checked_add(align_pages - 1) else {
+                return null_mut();
+            };
             if !self.grow(ph, total) {
                 return null_mut();
             }
-            s = ph.take(total);
-            debug_assert!(!s.is_null());
+            s = ph.take(npages, align);
+            if s.is_null() {
+                debug_assert!(false, "a grown heap must fit the request");
+                return null_mut();
+            }
         }
         // SAFETY: s was just taken off a list: a valid Free span on no list,
         // with at least `total` pages; the pieces we split off go back on lists.
         unsafe {
-            let aligned = round_up((*s).start, align_pages << PAGE_SHIFT);
+            let aligned = round_up((*s).start, align);
             if aligned > (*s).start {
                 let rest = self.split(ph, s, (aligned - (*s).start) >> PAGE_SHIFT);
                 if rest.is_null() {

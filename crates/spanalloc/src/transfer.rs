@@ -18,8 +18,9 @@ use crate::span::FreeObject;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// Batches one class can park in its slots.
-pub const TRANSFER_SLOTS: usize = 8;
+/// The most batches one class can park in its slots (see
+/// [`crate::central::transfer_capacity`] for each class's own limit).
+pub const TRANSFER_SLOTS: usize = 64;
 
 /// One slot: the few atomic operations the slots need, so the same code runs
 /// on `std` atomics and, in tests, on `loom`'s model-checked ones.
@@ -72,10 +73,11 @@ impl<S: Slot> TransferSlots<S> {
         TransferSlots { slots }
     }
 
-    /// Parks `batch`; false if every slot is full (the caller keeps it).
+    /// Parks `batch` in one of the first `capacity` slots; false if they
+    /// are all full (the caller keeps the batch).
     #[inline]
-    pub fn push(&self, batch: *mut FreeObject) -> bool {
-        self.slots
+    pub fn push(&self, batch: *mut FreeObject, capacity: usize) -> bool {
+        self.slots[..capacity.min(TRANSFER_SLOTS)]
             .iter()
             .any(|s| s.peek().is_null() && s.publish(batch))
     }
@@ -129,9 +131,9 @@ mod tests {
             .collect();
         let batches: Vec<_> = store.iter_mut().map(|b| batch_of(b)).collect();
         for &b in &batches[..TRANSFER_SLOTS] {
-            assert!(t.push(b));
+            assert!(t.push(b, TRANSFER_SLOTS));
         }
-        assert!(!t.push(batches[TRANSFER_SLOTS]));
+        assert!(!t.push(batches[TRANSFER_SLOTS], TRANSFER_SLOTS));
         assert_eq!(t.parked(), TRANSFER_SLOTS);
         let mut got: Vec<_> = (0..TRANSFER_SLOTS).map(|_| t.pop()).collect();
         assert!(t.pop().is_null());
@@ -197,7 +199,7 @@ mod tests {
                         let node = n as *mut Node;
                         // SAFETY: the node is ours until published.
                         unsafe { (*node).payload.with_mut(|p| *p = 100 + i as u32) };
-                        assert!(t.push(node.cast()));
+                        assert!(t.push(node.cast(), TRANSFER_SLOTS));
                     })
                 })
                 .collect();

@@ -31,7 +31,7 @@ fn hands_out_distinct_objects_and_stays_bounded() {
         for &p in &objs {
             // SAFETY: p is live, of this class, freed once.
             unsafe { cache.free(heap, class, p) };
-            assert!(cache.cached(class) <= LIMIT_BATCHES as usize * class_batch(class));
+            assert!(cache.cached(class) <= max_limit(class));
         }
         let st = heap.stats();
         assert_eq!(st.classes[class].allocs, n as u64);
@@ -113,7 +113,7 @@ fn cross_thread_frees_travel_back_in_batches() {
                     cache.free(heap, class, p as *mut u8);
                 }
                 k += 1;
-                assert!(cache.cached(class) <= LIMIT_BATCHES as usize * class_batch(class));
+                assert!(cache.cached(class) <= max_limit(class));
             }
         }
         cache.release_all(heap);

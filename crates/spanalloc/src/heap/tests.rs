@@ -333,3 +333,28 @@ fn random_large_operations_match_a_model() {
     heap.check_invariants();
     assert_eq!(heap.free_bytes(), heap.stats().mapped_bytes);
 }
+
+#[test]
+fn freed_aligned_holes_are_reused_without_growing() {
+    let heap = test_heap(budget(2));
+    let (size, align) = (64 << 10, 64 << 10);
+    let blocks: Vec<_> = (0..200).map(|_| heap.alloc_large(size, align).0).collect();
+    assert!(blocks
+        .iter()
+        .all(|p| !p.is_null() && *p as usize % align == 0));
+    for p in blocks.iter().step_by(2) {
+        // SAFETY: live, freed once.
+        unsafe { heap.free_large(*p) };
+    }
+    let mapped = heap.stats().mapped_bytes;
+    let again: Vec<_> = (0..100).map(|_| heap.alloc_large(size, align).0).collect();
+    assert!(again
+        .iter()
+        .all(|p| !p.is_null() && *p as usize % align == 0));
+    assert_eq!(
+        heap.stats().mapped_bytes,
+        mapped,
+        "the 64 KiB holes fit 64 KiB-aligned requests"
+    );
+    heap.check_invariants();
+}
