@@ -17,6 +17,7 @@
 //!   free of the thread both take the slow path, which activates the cache:
 //!   limits set, cache registered for statistics, exit hook installed.
 //! * ACTIVE: normal operation.
+//! * CHECKED: checked mode; as DEAD, and each free is verified first.
 //! * DEAD: the thread's exit hook has run (everything went back to the
 //!   mcentrals); lists empty with limit 0 again, and the slow paths send each
 //!   further malloc and free (from later TLS destructors) straight to the
@@ -35,6 +36,9 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 const FRESH: u8 = 0;
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
+/// Checked mode (`SPANALLOC_CHECK=1`): like DEAD, every operation goes
+/// straight to the mcentral, and every free is verified there.
+const CHECKED: u8 = 3;
 
 /// The most batches one class's list may grow to hold.
 const MAX_BATCHES: usize = 8;
@@ -175,16 +179,11 @@ impl MCache {
     #[cold]
     #[inline(never)]
     fn alloc_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
-        match self.state.get() {
-            FRESH => self.activate(heap),
-            DEAD => {
-                let (p, n) = heap.central[class].get_batch(heap, class, 1);
-                if n == 1 {
-                    heap.counters.class_nmalloc[class].fetch_add(1, Relaxed);
-                }
-                return p.cast();
-            }
-            _ => {}
+        if self.state.get() == FRESH {
+            self.activate(heap);
+        }
+        if self.state.get() != ACTIVE {
+            return alloc_direct(heap, class, self.state.get() == CHECKED);
         }
         let l = self.list(class);
         if !l.head.get().is_null() {
@@ -208,19 +207,12 @@ impl MCache {
     #[cold]
     #[inline(never)]
     unsafe fn free_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
-        match self.state.get() {
-            FRESH => self.activate(heap),
-            DEAD => {
-                let obj = p.cast::<FreeObject>();
-                // SAFETY: the object is ours (caller); it becomes a one-object list.
-                unsafe {
-                    (*obj).next = null_mut();
-                    heap.central[class].put_batch(heap, class, obj, 1);
-                }
-                heap.counters.class_nfree[class].fetch_add(1, Relaxed);
-                return;
-            }
-            _ => {}
+        if self.state.get() == FRESH {
+            self.activate(heap);
+        }
+        if self.state.get() != ACTIVE {
+            // SAFETY: forwarded from the caller.
+            return unsafe { free_direct(heap, class, p, self.state.get() == CHECKED) };
         }
         let l = self.list(class);
         if l.count.get() >= l.limit.get() && !self.grow_limit(class) {
@@ -271,6 +263,10 @@ impl MCache {
 
     /// FRESH → ACTIVE: sets the limits, joins the registry, installs the exit hook.
     fn activate<O: OsMem>(&self, heap: &MHeap<O>) {
+        if heap.is_checked() {
+            self.state.set(CHECKED);
+            return;
+        }
         self.state.set(ACTIVE);
         let mut bytes = 0;
         for (class, l) in self.lists.iter().enumerate().skip(1) {
@@ -324,10 +320,52 @@ impl MCache {
         }
     }
 
+    /// Whether `p` is the object most recently freed into the list of
+    /// `class`: a free of it now would be a double free. One comparison,
+    /// for the unsized (C) free path, which looks the pointer up anyway.
+    #[inline]
+    pub fn is_last_freed(&self, class: usize, p: *mut u8) -> bool {
+        self.list(class).head.get() == p.cast()
+    }
+
     /// Objects in this cache's list of `class`.
     pub fn cached(&self, class: usize) -> usize {
         self.list(class).count.get() as usize
     }
+}
+
+/// An allocation that bypasses the cache (DEAD or CHECKED): one object
+/// from the mcentral, counted in the heap's totals.
+fn alloc_direct<O: OsMem>(heap: &MHeap<O>, class: usize, checked: bool) -> *mut u8 {
+    let (p, n) = heap.central[class].get_batch(heap, class, 1);
+    if n == 1 {
+        heap.counters.class_nmalloc[class].fetch_add(1, Relaxed);
+        if checked {
+            heap.central[class].check_span_of(heap, class, p.cast());
+        }
+    }
+    p.cast()
+}
+
+/// A free that bypasses the cache (DEAD or CHECKED); in checked mode the
+/// object is first verified to be a live object of `class`.
+///
+/// # Safety
+/// As for [`MCache::free`] (in checked mode a violation is reported and the
+/// process aborts instead).
+unsafe fn free_direct<O: OsMem>(heap: &MHeap<O>, class: usize, p: *mut u8, checked: bool) {
+    if checked {
+        if let Err(e) = heap.central[class].verify_live(heap, class, p) {
+            crate::fault::report_and_abort("free", p, e);
+        }
+    }
+    let obj = p.cast::<FreeObject>();
+    // SAFETY: the object is ours (caller, or verified); it becomes a one-object list.
+    unsafe {
+        (*obj).next = null_mut();
+        heap.central[class].put_batch(heap, class, obj, 1);
+    }
+    heap.counters.class_nfree[class].fetch_add(1, Relaxed);
 }
 
 /// Flushes a cache into the heap it was activated with.

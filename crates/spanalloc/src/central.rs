@@ -8,6 +8,7 @@
 //! take its lock and carve objects out of spans (or put them back).
 //! A span whose objects have all come back returns to the page heap.
 
+use crate::fault::PointerError;
 use crate::heap::MHeap;
 use crate::os::OsMem;
 use crate::sizeclass::{class_batch, class_size};
@@ -54,6 +55,20 @@ impl MCentral {
                 full: SpanList::new(),
             }),
         }
+    }
+
+    /// Takes the central lock without a guard (for `fork()`).
+    pub fn raw_lock(&self) {
+        self.lists.raw_lock();
+    }
+
+    /// Releases a lock taken with [`MCentral::raw_lock`].
+    ///
+    /// # Safety
+    /// The calling thread must hold it through `raw_lock`.
+    pub unsafe fn raw_unlock(&self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.lists.raw_unlock() }
     }
 
     /// Hands out up to `want` objects of `class` as a null-terminated list.
@@ -137,6 +152,11 @@ impl MCentral {
                         && (*s).state == SpanState::Small
                         && (*s).is_object_address(obj as usize)
                 );
+                if (*s).allocated == 0 {
+                    // Every object of the span is free already: this one was
+                    // freed twice. Caught here, off the fast path.
+                    crate::fault::report_and_abort("free", obj.cast(), PointerError::DoubleFree);
+                }
                 (*s).return_object(obj);
                 if (*s).in_full_list {
                     l.full.remove(s);
@@ -163,6 +183,52 @@ impl MCentral {
             let mut l = self.lists.lock();
             // SAFETY: parked batches hold handed-out objects nobody uses (slot invariant).
             unsafe { Self::return_list(heap, &mut l, b) };
+        }
+    }
+
+    /// Verifies that `p` is a handed-out object of `class` in a span of this
+    /// central list: `NotOurs` if it is no object of the class or was never
+    /// handed out, `DoubleFree` if it is on its span's free list. Checks the
+    /// span's invariants too. O(objects in the span): for checked mode.
+    /// (Objects sitting in thread caches or transfer slots are not seen; in
+    /// checked mode there are none.)
+    pub fn verify_live<O: OsMem>(
+        &self,
+        heap: &MHeap<O>,
+        class: usize,
+        p: *mut u8,
+    ) -> Result<(), PointerError> {
+        let s = heap.object_span(p);
+        let _l = self.lists.lock();
+        // SAFETY: object_span returns null or a live span record; its
+        // small-object fields are ours to read under the central lock.
+        unsafe {
+            if s.is_null() || (*s).state != SpanState::Small || (*s).class as usize != class {
+                return Err(PointerError::NotOurs);
+            }
+            if p as usize >= (*s).bump {
+                return Err(PointerError::NotOurs);
+            }
+            let mut f = (*s).freelist;
+            while !f.is_null() {
+                if core::ptr::eq(f.cast::<u8>(), p) {
+                    return Err(PointerError::DoubleFree);
+                }
+                f = (*f).next;
+            }
+            (*s).check_invariants();
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants of the span holding the object `p`.
+    pub fn check_span_of<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
+        let s = heap.pagemap.lookup(p as usize);
+        let _l = self.lists.lock();
+        // SAFETY: p is an object we just handed out, so s is its live span.
+        unsafe {
+            assert_eq!((*s).class as usize, class);
+            (*s).check_invariants();
         }
     }
 

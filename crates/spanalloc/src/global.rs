@@ -19,7 +19,7 @@ thread_local! {
 
 /// Runs `f` on this thread's cache.
 #[inline(always)]
-fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
+pub(crate) fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
     CACHE.with(f)
 }
 

@@ -17,7 +17,7 @@ use crate::span::{MSpan, SpanList, SpanState};
 use crate::stats::HeapCounters;
 use crate::sync::{Mutex, MutexGuard};
 use core::ptr::null_mut;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 /// Exact-size free lists cover runs of 1..EXACT_LISTS pages.
 const EXACT_LISTS: usize = 128;
@@ -61,6 +61,9 @@ pub struct MHeap<O: OsMem> {
     /// Whether thread caches of this heap flush themselves when their thread
     /// exits (only one heap per process may do this: the global one).
     pub(crate) thread_exit_hook: bool,
+    /// Checked mode: 0 not decided yet (the global heap asks the options),
+    /// 1 off, 2 on.
+    checked: AtomicU8,
 }
 
 /// Rounds `x` up to a multiple of the power of two `a`.
@@ -191,12 +194,60 @@ impl<O: OsMem> MHeap<O> {
             caches: Mutex::new(CacheRegistry::new()),
             counters: HeapCounters::new(),
             thread_exit_hook,
+            checked: AtomicU8::new(0),
         }
     }
 
     /// The OS layer this heap uses.
     pub fn os(&self) -> &O {
         &self.os
+    }
+
+    /// Whether checked mode is on: decided by `SPANALLOC_CHECK` for the
+    /// global heap, by [`MHeap::set_checked`] for others. Caches read it
+    /// once, when they activate.
+    pub fn is_checked(&self) -> bool {
+        match self.checked.load(Relaxed) {
+            2 => true,
+            1 => false,
+            _ => {
+                let on = self.thread_exit_hook && crate::options::get().check;
+                self.checked.store(if on { 2 } else { 1 }, Relaxed);
+                on
+            }
+        }
+    }
+
+    /// Turns checked mode on or off for caches activated from now on.
+    pub fn set_checked(&self, on: bool) {
+        self.checked.store(if on { 2 } else { 1 }, Relaxed);
+    }
+
+    /// Takes every lock of the heap, in lock order, so that `fork()` happens
+    /// while no other thread is inside the allocator. Pair with
+    /// [`MHeap::fork_unlock_all`] in both parent and child.
+    pub fn fork_lock_all(&self) {
+        for central in self.central.iter().skip(1) {
+            central.raw_lock();
+        }
+        self.pages.raw_lock();
+        self.caches.raw_lock();
+    }
+
+    /// Releases what [`MHeap::fork_lock_all`] took.
+    ///
+    /// # Safety
+    /// The calling thread (or, in a fork child, the thread that forked) must
+    /// hold every lock through `fork_lock_all`.
+    pub unsafe fn fork_unlock_all(&self) {
+        // SAFETY: the caller holds all of them.
+        unsafe {
+            self.caches.raw_unlock();
+            self.pages.raw_unlock();
+            for central in self.central.iter().skip(1).rev() {
+                central.raw_unlock();
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PageHeap> {

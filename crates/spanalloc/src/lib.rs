@@ -91,11 +91,14 @@
 
 pub mod cache;
 pub mod central;
+pub mod fault;
 pub mod fixalloc;
 mod global;
 pub mod heap;
+pub mod options;
 pub mod os;
 pub mod pagemap;
+pub mod raw;
 pub mod sizeclass;
 mod sizeclasses;
 pub mod span;

@@ -135,3 +135,134 @@ impl<O: OsMem> MHeap<O> {
         }
     }
 }
+
+impl Stats {
+    /// The heap-wide figures, as (name, bytes-or-count) pairs, in report order.
+    fn totals(&self) -> [(&'static str, u64); 9] {
+        [
+            ("live_bytes", self.live_bytes as u64),
+            ("thread_cache_bytes", self.thread_cache_bytes as u64),
+            ("span_bytes_in_use", self.span_bytes_in_use as u64),
+            ("mapped_bytes", self.mapped_bytes as u64),
+            ("released_bytes", self.released_bytes as u64),
+            ("metadata_bytes", self.metadata_bytes as u64),
+            ("large_bytes", self.large_bytes as u64),
+            ("large_allocs", self.large_allocs),
+            ("large_frees", self.large_frees),
+        ]
+    }
+
+    /// Classes that have seen any use.
+    fn used_classes(&self) -> impl Iterator<Item = (usize, &ClassStats)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, c)| c.allocs > 0 || c.spans > 0)
+    }
+
+    /// Writes the report as a text table.
+    pub fn write_text(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        writeln!(w, "spanalloc statistics")?;
+        for (name, v) in self.totals() {
+            writeln!(w, "  {name:<20} {v:>16}")?;
+        }
+        writeln!(
+            w,
+            "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7}",
+            "class", "size", "allocs", "frees", "live", "cached", "spans"
+        )?;
+        for (i, c) in self.used_classes() {
+            writeln!(
+                w,
+                "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7}",
+                i, c.object_size, c.allocs, c.frees, c.live_objects, c.cached_objects, c.spans
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes the report as one JSON object.
+    pub fn write_json(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        write!(w, "{{")?;
+        for (name, v) in self.totals() {
+            write!(w, "\"{name}\":{v},")?;
+        }
+        write!(w, "\"classes\":[")?;
+        for (n, (i, c)) in self.used_classes().enumerate() {
+            if n > 0 {
+                write!(w, ",")?;
+            }
+            write!(
+                w,
+                "{{\"class\":{i},\"size\":{},\"allocs\":{},\"frees\":{},\"live\":{},\"cached\":{},\"spans\":{}}}",
+                c.object_size, c.allocs, c.frees, c.live_objects, c.cached_objects, c.spans
+            )?;
+        }
+        writeln!(w, "]}}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Stats {
+        let mut classes = [ClassStats::default(); NUM_CLASSES];
+        classes[3] = ClassStats {
+            object_size: 24,
+            allocs: 10,
+            frees: 4,
+            live_objects: 6,
+            cached_objects: 2,
+            spans: 1,
+        };
+        Stats {
+            live_bytes: 144,
+            thread_cache_bytes: 48,
+            span_bytes_in_use: 8192,
+            mapped_bytes: 64 << 20,
+            released_bytes: 0,
+            metadata_bytes: 1 << 20,
+            large_bytes: 0,
+            large_allocs: 0,
+            large_frees: 0,
+            classes,
+        }
+    }
+
+    #[test]
+    fn text_report_has_totals_and_used_classes_only() {
+        let mut s = String::new();
+        sample().write_text(&mut s).unwrap();
+        assert!(s.starts_with("spanalloc statistics\n"));
+        assert!(s.contains("live_bytes"));
+        let rows: Vec<_> = s
+            .lines()
+            .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(rows.len(), 1, "{s}");
+        let cols: Vec<_> = rows[0].split_whitespace().collect();
+        assert_eq!(cols, ["3", "24", "10", "4", "6", "2", "1"]);
+    }
+
+    #[test]
+    fn json_report_is_well_formed() {
+        let mut s = String::new();
+        sample().write_json(&mut s).unwrap();
+        // A minimal structural check: balanced braces and brackets, the
+        // fields present, no trailing comma before a closer.
+        let depth = s.chars().try_fold(0i32, |d, c| match c {
+            '{' | '[' => Some(d + 1),
+            '}' | ']' => (d > 0).then(|| d - 1),
+            _ => Some(d),
+        });
+        assert_eq!(depth, Some(0), "{s}");
+        assert!(!s.contains(",]") && !s.contains(",}"), "{s}");
+        assert!(
+            s.contains("\"classes\":[{\"class\":3,\"size\":24,\"allocs\":10"),
+            "{s}"
+        );
+        assert!(s.contains("\"mapped_bytes\":67108864"), "{s}");
+    }
+}

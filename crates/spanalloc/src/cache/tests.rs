@@ -149,3 +149,36 @@ fn out_of_memory_gives_null_and_recovers() {
     cache.release_all(heap);
     heap.check_invariants();
 }
+
+#[test]
+fn checked_mode_verifies_every_free() {
+    let heap = test_heap(BUDGET);
+    heap.set_checked(true);
+    let cache = MCache::new();
+    let class = class_of(32);
+    let p = cache.alloc(heap, class);
+    let q = cache.alloc(heap, class);
+    assert_eq!(cache.cached(class), 0, "checked mode caches nothing");
+    assert_eq!(heap.central[class].verify_live(heap, class, p), Ok(()));
+    // SAFETY: live, freed once.
+    unsafe { cache.free(heap, class, p) };
+    assert_eq!(
+        heap.central[class].verify_live(heap, class, p),
+        Err(crate::fault::PointerError::DoubleFree)
+    );
+    let never = (q as usize + 64 * class_size(class)) as *mut u8;
+    assert_eq!(
+        heap.central[class].verify_live(heap, class, never),
+        Err(crate::fault::PointerError::NotOurs),
+        "an object never handed out"
+    );
+    assert_eq!(
+        heap.central[class_of(64)].verify_live(heap, class_of(64), q),
+        Err(crate::fault::PointerError::NotOurs),
+        "wrong class"
+    );
+    // SAFETY: live, freed once.
+    unsafe { cache.free(heap, class, q) };
+    heap.check_invariants();
+    assert_eq!(heap.stats().span_bytes_in_use, 0);
+}
