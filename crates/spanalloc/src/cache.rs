@@ -278,6 +278,9 @@ impl MCache {
         self.release.set(Some(release_thunk::<O>));
         heap.caches.lock().insert(self);
         if heap.thread_exit_hook {
+            // The process's heap: arrange the at-exit report, if asked for.
+            // atexit may allocate; this cache is usable by now.
+            crate::global::register_exit_report();
             // May allocate (and so re-enter this cache, which is usable now).
             // SAFETY: the cache lives in thread-local storage, which outlives
             // the thread's key destructors.

@@ -215,3 +215,67 @@ unsafe impl GlobalAlloc for SpanAlloc {
         unsafe { realloc(ptr, layout.size(), layout.align(), new_size) }
     }
 }
+
+/// Writes a heap dump (see the `dump` module) to the file at `path`,
+/// creating or truncating it. Allocates nothing. False if the file cannot
+/// be written.
+pub fn dump_heap(path: &core::ffi::CStr) -> bool {
+    // SAFETY: path is a NUL-terminated string; the flags and mode are valid.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let ok = {
+        let mut w = crate::fault::FdWriter::new(fd);
+        HEAP.write_dump(&mut w).is_ok()
+    };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    ok
+}
+
+/// Whether the at-exit report has been registered (by the first thread
+/// cache to activate, or by the C library's constructor).
+static EXIT_REPORT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Registers, once per process, the at-exit report the options ask for
+/// (`SPANALLOC_STATS`, `SPANALLOC_DUMP`). `atexit` may allocate, so this
+/// runs outside every allocator lock, with the caller's cache usable.
+pub(crate) fn register_exit_report() {
+    use core::sync::atomic::Ordering;
+    let o = crate::options::get();
+    if o.stats == crate::options::StatsAtExit::Off && o.dump.is_none() {
+        return;
+    }
+    if EXIT_REPORT.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    extern "C" fn at_exit() {
+        exit_report();
+    }
+    // SAFETY: at_exit is a plain extern "C" function valid for the process's life.
+    unsafe { libc::atexit(at_exit) };
+}
+
+/// Prints the statistics report to stderr and writes the heap dump, as the
+/// options ask. Called at exit.
+pub fn exit_report() {
+    let o = crate::options::get();
+    let mut w = crate::fault::FdWriter::new(2);
+    let st = HEAP.stats();
+    let _ = match o.stats {
+        crate::options::StatsAtExit::Off => Ok(()),
+        crate::options::StatsAtExit::Text => st.write_text(&mut w),
+        crate::options::StatsAtExit::Json => st.write_json(&mut w),
+    };
+    drop(w);
+    if let Some(path) = o.dump {
+        dump_heap(path);
+    }
+}

@@ -39,7 +39,24 @@ pub struct PageHeap {
     nonempty: u128,
     free_pages: usize,
     spans: FixAlloc<MSpan>,
+    /// The address ranges the heap has grown into, sorted by address, with
+    /// touching ranges merged (so a span never crosses a region's end).
+    regions: *mut Region,
+    region_records: FixAlloc<Region>,
 }
+
+/// A range of address space the heap owns (one or more arenas).
+pub struct Region {
+    /// First address.
+    pub base: usize,
+    /// Length in bytes.
+    pub bytes: usize,
+    next: *mut Region,
+}
+
+// SAFETY: the raw pointers are span and region records owned by the page
+// heap, used only under the heap lock.
+unsafe impl Send for PageHeap {}
 
 /// The heap: everything shared by all threads.
 ///
@@ -80,6 +97,8 @@ impl PageHeap {
             nonempty: 0,
             free_pages: 0,
             spans: FixAlloc::new(),
+            regions: null_mut(),
+            region_records: FixAlloc::new(),
         }
     }
 
@@ -178,6 +197,60 @@ impl PageHeap {
             unsafe { self.remove(best) };
         }
         best
+    }
+}
+
+impl PageHeap {
+    /// Records a new range in the sorted region list, merging it with a
+    /// neighbour it touches. False if no record could be had.
+    fn add_region(&mut self, os: &impl OsMem, base: usize, bytes: usize) -> bool {
+        let mut prev: *mut Region = null_mut();
+        let mut cur = self.regions;
+        // SAFETY: region records on the list are valid (heap lock held).
+        unsafe {
+            while !cur.is_null() && (*cur).base < base {
+                prev = cur;
+                cur = (*cur).next;
+            }
+            if !prev.is_null() && (*prev).base + (*prev).bytes == base {
+                (*prev).bytes += bytes;
+                if !cur.is_null() && (*prev).base + (*prev).bytes == (*cur).base {
+                    (*prev).bytes += (*cur).bytes;
+                    (*prev).next = (*cur).next;
+                    self.region_records.free(cur);
+                }
+                return true;
+            }
+            if !cur.is_null() && base + bytes == (*cur).base {
+                (*cur).base = base;
+                (*cur).bytes += bytes;
+                return true;
+            }
+            let r = self.region_records.alloc(os);
+            if r.is_null() {
+                return false;
+            }
+            r.write(Region {
+                base,
+                bytes,
+                next: cur,
+            });
+            if prev.is_null() {
+                self.regions = r;
+            } else {
+                (*prev).next = r;
+            }
+        }
+        true
+    }
+
+    /// The regions, in address order.
+    fn regions(&self) -> impl Iterator<Item = &Region> + Clone + '_ {
+        // SAFETY: region records on the list are valid while the page heap is borrowed.
+        core::iter::successors(unsafe { self.regions.as_ref() }, |r| {
+            // SAFETY: as above.
+            unsafe { r.next.as_ref() }
+        })
     }
 }
 
@@ -294,6 +367,14 @@ impl<O: OsMem> MHeap<O> {
             s.write(MSpan::empty());
             (*s).start = base as usize;
             (*s).npages = bytes >> PAGE_SHIFT;
+        }
+        if !ph.add_region(&self.os, base as usize, bytes) {
+            // SAFETY: the span record and the region are ours and unused.
+            unsafe {
+                ph.spans.free(s);
+                self.os.release(base, bytes);
+            }
+            return false;
         }
         self.counters.mapped.fetch_add(bytes, Relaxed);
         // SAFETY: s is a valid span on no list whose pages are in the pagemap.
@@ -650,9 +731,37 @@ impl<O: OsMem> MHeap<O> {
         released
     }
 
+    /// Writes the heap dump (format in dump.rs): statistics, regions, and
+    /// every span in address order. Every allocator lock is held while the
+    /// spans are walked, so the picture is consistent; nothing is allocated.
+    pub fn write_dump(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let stats = self.stats();
+        write!(
+            w,
+            "{{\"version\":1,\"page_size\":{PAGE_SIZE},\"arena_size\":{ARENA_SIZE},\"stats\":"
+        )?;
+        stats.write_json_object(w)?;
+        self.fork_lock_all();
+        // SAFETY: every lock is held by this thread until fork_unlock_all;
+        // the page heap is only read.
+        let ph = unsafe { &*self.pages.data_ptr() };
+        let result = crate::dump::write_regions_and_spans(
+            w,
+            ph.regions().map(|r| (r.base, r.bytes)),
+            &self.pagemap,
+        );
+        // SAFETY: this thread took them all just above.
+        unsafe { self.fork_unlock_all() };
+        result?;
+        writeln!(w, "}}")
+    }
+
     /// Bytes of metadata the heap took from the OS (pagemap and span records).
     pub fn metadata_bytes(&self) -> usize {
-        self.pagemap.os_bytes() + self.lock().spans.os_bytes
+        {
+            let ph = self.lock();
+            self.pagemap.os_bytes() + ph.spans.os_bytes + ph.region_records.os_bytes
+        }
     }
 
     /// Bytes in free page runs.

@@ -91,6 +91,7 @@
 
 pub mod cache;
 pub mod central;
+pub mod dump;
 pub mod fault;
 pub mod fixalloc;
 mod global;
@@ -106,6 +107,8 @@ pub mod stats;
 pub mod sync;
 pub mod transfer;
 
-pub use global::{check_heap, release_memory, stats, usable_size, SpanAlloc};
+pub use global::{
+    check_heap, dump_heap, exit_report, release_memory, stats, usable_size, SpanAlloc,
+};
 pub use heap::MHeap;
 pub use stats::{ClassStats, Stats};

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | check | `SPANALLOC_CHECK` | `0` | `1`: checked mode. Thread caches are bypassed, every free is verified against its span (double frees and foreign pointers are always caught) and span invariants are checked on each slow path. Slow; for debugging. |
 //! | stats | `SPANALLOC_STATS` | off | `1`: print the statistics report to stderr at exit; `json`: the same as JSON. |
+//! | dump | `SPANALLOC_DUMP` | unset | a path: write the heap dump (every span; see dump.rs) there at exit. |
 
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -27,6 +28,8 @@ pub struct Options {
     pub check: bool,
     /// The report at exit (`SPANALLOC_STATS`).
     pub stats: StatsAtExit,
+    /// Where to write the heap dump at exit (`SPANALLOC_DUMP`).
+    pub dump: Option<&'static CStr>,
 }
 
 /// One row of the options table.
@@ -56,6 +59,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         default: "0",
         doc: "1: print the statistics report to stderr at exit; json: the same as JSON",
     },
+    OptionSpec {
+        name: "dump",
+        env: c"SPANALLOC_DUMP",
+        default: "",
+        doc: "a path: write the heap dump (every region and span, as JSON) there at exit",
+    },
 ];
 
 const UNREAD: u8 = 0;
@@ -65,9 +74,16 @@ const READ: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNREAD);
 static CHECK: AtomicU8 = AtomicU8::new(0);
 static STATS: AtomicU8 = AtomicU8::new(0);
+static DUMP: core::sync::atomic::AtomicPtr<libc::c_char> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
 /// The value of an environment variable, without allocating.
 fn env(name: &CStr) -> Option<&'static [u8]> {
+    env_cstr(name).map(CStr::to_bytes)
+}
+
+/// The value of an environment variable as a C string, without allocating.
+fn env_cstr(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: getenv takes a NUL-terminated name and returns null or a
     // pointer into the environment, valid while nobody calls setenv (a
     // program that changes its environment concurrently is racing with
@@ -76,8 +92,9 @@ fn env(name: &CStr) -> Option<&'static [u8]> {
     if v.is_null() {
         None
     } else {
-        // SAFETY: a non-null result is a NUL-terminated string.
-        Some(unsafe { CStr::from_ptr(v) }.to_bytes())
+        // SAFETY: a non-null result is a NUL-terminated string that lives as
+        // long as the environment entry.
+        Some(unsafe { CStr::from_ptr(v) })
     }
 }
 
@@ -92,6 +109,12 @@ pub fn get() -> Options {
             1 => StatsAtExit::Text,
             2 => StatsAtExit::Json,
             _ => StatsAtExit::Off,
+        },
+        dump: {
+            let p = DUMP.load(Ordering::Relaxed);
+            // SAFETY: a non-null DUMP came from getenv: a NUL-terminated
+            // string in the environment.
+            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
         },
     }
 }
@@ -113,6 +136,9 @@ fn read_once() {
         Some(b"json") => 2,
         _ => 0,
     };
+    if let Some(path) = env_cstr(OPTIONS[2].env).filter(|p| !p.is_empty()) {
+        DUMP.store(path.as_ptr().cast_mut(), Ordering::Relaxed);
+    }
     CHECK.store(check as u8, Ordering::Relaxed);
     STATS.store(stats, Ordering::Relaxed);
     STATE.store(READ, Ordering::Release);
@@ -134,16 +160,14 @@ mod tests {
     #[test]
     fn reads_the_environment() {
         // The test harness does not set these; the defaults apply.
-        if std::env::var_os("SPANALLOC_CHECK").is_none()
-            && std::env::var_os("SPANALLOC_STATS").is_none()
-        {
-            assert_eq!(
-                get(),
-                Options {
-                    check: false,
-                    stats: StatsAtExit::Off
-                }
-            );
+        let unset = |v| std::env::var_os(v).is_none();
+        if unset("SPANALLOC_CHECK") && unset("SPANALLOC_STATS") && unset("SPANALLOC_DUMP") {
+            let expected = Options {
+                check: false,
+                stats: StatsAtExit::Off,
+                dump: None,
+            };
+            assert_eq!(get(), expected);
         }
         assert_eq!(env(c"SPANALLOC_SURELY_UNSET_VARIABLE"), None);
         assert!(env(c"PATH").is_some());

@@ -151,9 +151,14 @@ pub fn fork_child() {
     unsafe { HEAP.fork_unlock_all() };
 }
 
-/// Whether a report is wanted at exit (`SPANALLOC_STATS`).
+/// Registers the at-exit report the options ask for (`SPANALLOC_STATS`,
+/// `SPANALLOC_DUMP`), once per process; the core prints it. Returns false:
+/// the caller has no handler of its own to install. (The first thread
+/// cache to activate also registers it; calling this early, from a library
+/// constructor, only makes sure of it.)
 pub fn stats_at_exit() -> bool {
-    options::get().stats != StatsAtExit::Off
+    global::register_exit_report();
+    false
 }
 
 /// Writes the statistics report to `fd` (JSON if `SPANALLOC_STATS=json`),

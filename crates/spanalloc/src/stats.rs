@@ -182,8 +182,14 @@ impl Stats {
         Ok(())
     }
 
-    /// Writes the report as one JSON object.
+    /// Writes the report as one JSON object, on a line of its own.
     pub fn write_json(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
+        self.write_json_object(w)?;
+        writeln!(w)
+    }
+
+    /// Writes the report as one JSON object (no newline).
+    pub fn write_json_object(&self, w: &mut impl core::fmt::Write) -> core::fmt::Result {
         write!(w, "{{")?;
         for (name, v) in self.totals() {
             write!(w, "\"{name}\":{v},")?;
@@ -199,7 +205,7 @@ impl Stats {
                 c.object_size, c.allocs, c.frees, c.live_objects, c.cached_objects, c.spans
             )?;
         }
-        writeln!(w, "]}}")
+        write!(w, "]}}")
     }
 }
 

@@ -90,6 +90,12 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// The protected value, for a caller that holds the lock through
+    /// [`Mutex::raw_lock`]: dereferencing it is sound only while it does.
+    pub fn data_ptr(&self) -> *mut T {
+        self.data.get()
+    }
+
     /// Access without locking, for code that holds `&mut self` (no other
     /// thread can be using the lock).
     pub fn get_mut(&mut self) -> &mut T {
