@@ -218,6 +218,10 @@ impl MCache {
         if l.count.get() >= l.limit.get() && !self.grow_limit(class) {
             // SAFETY: the list holds at least one batch (limit >= batch).
             unsafe { self.flush(heap, class, class_batch(class)) };
+            if heap.process_heap {
+                // No lock is held here: a good place to start the scavenger.
+                crate::scavenger::maybe_start();
+            }
         }
         // SAFETY: forwarded from the caller; there is room now.
         unsafe { self.free(heap, class, p) }
@@ -277,7 +281,7 @@ impl MCache {
         self.heap.set(heap as *const MHeap<O> as *const ());
         self.release.set(Some(release_thunk::<O>));
         heap.caches.lock().insert(self);
-        if heap.thread_exit_hook {
+        if heap.process_heap {
             // The process's heap: arrange the at-exit report, if asked for.
             // atexit may allocate; this cache is usable by now.
             crate::global::register_exit_report();

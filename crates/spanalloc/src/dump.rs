@@ -65,7 +65,8 @@ pub(crate) fn write_regions_and_spans<'a>(
                 "{sep}{{\"start\":{},\"pages\":{},\"state\":\"{state}\",\"class\":{class},\"object_size\":{size},\"objects\":{objects},\"allocated\":{allocated},\"released\":{}}}",
                 sp.start,
                 sp.npages,
-                sp.state == SpanState::Free && sp.released
+                // SAFETY: the span's pages are in the pagemap; all locks are held.
+                sp.state == SpanState::Free && unsafe { pagemap.all_released(sp.start, sp.npages) }
             )?;
             page += sp.npages << PAGE_SHIFT;
         }

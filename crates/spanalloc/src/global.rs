@@ -86,8 +86,11 @@ unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
     match class_for(size, align) {
         // SAFETY: p is a live object of this class (caller).
         Some(class) => with_cache(|c| unsafe { c.free(&HEAP, class, p) }),
-        // SAFETY: p is a live large object (caller).
-        None => unsafe { HEAP.free_large(p) },
+        None => {
+            // SAFETY: p is a live large object (caller).
+            unsafe { HEAP.free_large(p) };
+            crate::scavenger::maybe_start();
+        }
     }
 }
 

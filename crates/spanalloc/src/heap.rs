@@ -25,6 +25,10 @@ const EXACT_LISTS: usize = 128;
 /// Spans of each exact list looked at for an aligned request.
 const ALIGNED_SCAN: usize = 16;
 
+/// Large objects of at least this size return their pages to the OS when
+/// freed.
+pub const RELEASE_LARGE_BYTES: usize = 1 << 20;
+
 /// The smallest growth when a whole arena cannot be had.
 const MIN_GROW: usize = 64 << 10;
 
@@ -43,6 +47,17 @@ pub struct PageHeap {
     /// touching ranges merged (so a span never crosses a region's end).
     regions: *mut Region,
     region_records: FixAlloc<Region>,
+}
+
+/// A free page run, as the scavenger sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct FreeRun {
+    /// First page's address.
+    pub start: usize,
+    /// Length in pages.
+    pub npages: usize,
+    /// When its pages were last freed (the OS layer's clock, ms).
+    pub freed_at: u64,
 }
 
 /// A range of address space the heap owns (one or more arenas).
@@ -75,9 +90,10 @@ pub struct MHeap<O: OsMem> {
     pub(crate) caches: Mutex<CacheRegistry>,
     /// Counters for statistics.
     pub(crate) counters: HeapCounters,
-    /// Whether thread caches of this heap flush themselves when their thread
-    /// exits (only one heap per process may do this: the global one).
-    pub(crate) thread_exit_hook: bool,
+    /// Whether this is the process's heap (at most one per process): its
+    /// thread caches flush themselves when their thread exits, it prints the
+    /// at-exit report and runs the background scavenger.
+    pub(crate) process_heap: bool,
     /// Checked mode: 0 not decided yet (the global heap asks the options),
     /// 1 off, 2 on.
     checked: AtomicU8,
@@ -256,9 +272,9 @@ impl PageHeap {
 
 impl<O: OsMem> MHeap<O> {
     /// A heap drawing memory from `os`. Nothing is mapped until the first
-    /// allocation. `thread_exit_hook` must be true for at most one heap in
-    /// the process (the global one).
-    pub const fn new(os: O, thread_exit_hook: bool) -> Self {
+    /// allocation. `process_heap` must be true for at most one heap in the
+    /// process (the global one).
+    pub const fn new(os: O, process_heap: bool) -> Self {
         MHeap {
             os,
             pagemap: PageMap::new(),
@@ -266,7 +282,7 @@ impl<O: OsMem> MHeap<O> {
             central: [const { MCentral::new() }; NUM_CLASSES],
             caches: Mutex::new(CacheRegistry::new()),
             counters: HeapCounters::new(),
-            thread_exit_hook,
+            process_heap,
             checked: AtomicU8::new(0),
         }
     }
@@ -284,7 +300,7 @@ impl<O: OsMem> MHeap<O> {
             2 => true,
             1 => false,
             _ => {
-                let on = self.thread_exit_hook && crate::options::get().check;
+                let on = self.process_heap && crate::options::get().check;
                 self.checked.store(if on { 2 } else { 1 }, Relaxed);
                 on
             }
@@ -377,6 +393,15 @@ impl<O: OsMem> MHeap<O> {
             return false;
         }
         self.counters.mapped.fetch_add(bytes, Relaxed);
+        self.os.name_region(base, bytes);
+        // SAFETY: the region is committed; its pages are in the pagemap. Fresh
+        // pages are not backed by memory: they count as released until used.
+        unsafe {
+            self.os.hint_huge_pages(base, bytes);
+            self.pagemap
+                .mark_released(base as usize, bytes >> PAGE_SHIFT, true);
+        }
+        self.counters.released.fetch_add(bytes, Relaxed);
         // SAFETY: s is a valid span on no list whose pages are in the pagemap.
         unsafe { self.free_span_locked(ph, s) };
         true
@@ -401,7 +426,7 @@ impl<O: OsMem> MHeap<O> {
             r.npages = (*s).npages - n;
             r.state = SpanState::Free;
             r.needzero = (*s).needzero;
-            r.released = (*s).released;
+            r.freed_at = (*s).freed_at;
             rest.write(r);
             (*s).npages = n;
             self.pagemap.set((*s).last_page(), s);
@@ -418,6 +443,13 @@ impl<O: OsMem> MHeap<O> {
     fn alloc_pages(&self, ph: &mut PageHeap, npages: usize, align_pages: usize) -> *mut MSpan {
         debug_assert!(npages > 0 && align_pages.is_power_of_two());
         let align = align_pages << PAGE_SHIFT;
+        let limit = crate::options::get().memory_limit as usize;
+        if limit != 0 && self.held_bytes() + (npages << PAGE_SHIFT) > limit {
+            // Near the soft limit: give every free page back before using more.
+            self.release_runs_locked(ph, usize::MAX, |run, release| {
+                release(run.start, run.npages)
+            });
+        }
         let mut s = ph.take(npages, align);
         if s.is_null() {
             // A fresh region is arena-aligned, which covers alignments up to
@@ -455,18 +487,21 @@ impl<O: OsMem> MHeap<O> {
                 }
                 ph.insert(tail);
             }
-            if (*s).released {
-                self.counters.released.fetch_sub((*s).bytes(), Relaxed);
-                (*s).released = false;
-            }
+            let reused = self.pagemap.mark_released((*s).start, (*s).npages, false);
+            self.counters
+                .released
+                .fetch_sub(reused << PAGE_SHIFT, Relaxed);
             self.counters.inuse_spans.fetch_add((*s).bytes(), Relaxed);
         }
+        self.counters
+            .free
+            .store(ph.free_pages << PAGE_SHIFT, Relaxed);
         s
     }
 
     /// Gives the pages of `s` back to the free lists, merging with free
-    /// neighbours. The caller has set `needzero`/`released` and accounted
-    /// the span out of `inuse_spans`.
+    /// neighbours. The caller has set `needzero` and accounted the span out
+    /// of `inuse_spans`.
     ///
     /// # Safety
     /// `s` must be a valid span on no list whose pages nobody uses any more.
@@ -475,6 +510,7 @@ impl<O: OsMem> MHeap<O> {
         // are checked to be Free spans that touch s before they are used.
         unsafe {
             (*s).state = SpanState::Free;
+            (*s).freed_at = self.os.now_ms();
             (*s).class = 0;
             if (*s).start >= PAGE_SIZE {
                 let left = self.pagemap.lookup((*s).start - PAGE_SIZE);
@@ -503,10 +539,13 @@ impl<O: OsMem> MHeap<O> {
             self.pagemap.set((*s).last_page(), s);
             ph.insert(s);
         }
+        self.counters
+            .free
+            .store(ph.free_pages << PAGE_SHIFT, Relaxed);
     }
 
-    /// Flags of a span merged from `s` and `other`: dirty if either is; only
-    /// counted as released if both are.
+    /// Flags of a span merged from `s` and `other`: dirty if either is, and
+    /// freed as recently as the later of the two.
     ///
     /// # Safety
     /// Both must be valid spans.
@@ -514,13 +553,7 @@ impl<O: OsMem> MHeap<O> {
         // SAFETY: both valid (caller).
         unsafe {
             (*s).needzero |= (*other).needzero;
-            if (*s).released != (*other).released {
-                let counted = if (*s).released { s } else { other };
-                self.counters
-                    .released
-                    .fetch_sub((*counted).bytes(), Relaxed);
-                (*s).released = false;
-            }
+            (*s).freed_at = (*s).freed_at.max((*other).freed_at);
         }
     }
 
@@ -623,6 +656,17 @@ impl<O: OsMem> MHeap<O> {
             self.counters.large_frees.fetch_add(1, Relaxed);
             self.counters.inuse_spans.fetch_sub((*s).bytes(), Relaxed);
             (*s).needzero = true;
+            if (*s).bytes() >= RELEASE_LARGE_BYTES {
+                // A big object's pages go back at once: keeping megabytes
+                // resident for a reuse that may never come costs more than
+                // the page faults of one.
+                self.os.decommit((*s).start as *mut u8, (*s).bytes());
+                let newly = self.pagemap.mark_released((*s).start, (*s).npages, true);
+                self.counters
+                    .released
+                    .fetch_add(newly << PAGE_SHIFT, Relaxed);
+                (*s).needzero = false;
+            }
             self.free_span_locked(&mut ph, s);
         }
     }
@@ -667,7 +711,6 @@ impl<O: OsMem> MHeap<O> {
                 self.counters.large_live.fetch_sub(freed, Relaxed);
                 self.counters.inuse_spans.fetch_sub(freed, Relaxed);
                 (*tail).needzero = true;
-                (*tail).released = false;
                 self.free_span_locked(&mut ph, tail);
                 return true;
             }
@@ -689,9 +732,12 @@ impl<O: OsMem> MHeap<O> {
                 }
                 ph.insert(rest);
             }
-            if (*right).released {
-                self.counters.released.fetch_sub((*right).bytes(), Relaxed);
-            }
+            let reused = self
+                .pagemap
+                .mark_released((*right).start, (*right).npages, false);
+            self.counters
+                .released
+                .fetch_sub(reused << PAGE_SHIFT, Relaxed);
             let grown = (*right).bytes();
             (*right).state = SpanState::Dead;
             ph.spans.free(right);
@@ -699,36 +745,94 @@ impl<O: OsMem> MHeap<O> {
             self.pagemap.set((*s).last_page(), s);
             self.counters.large_live.fetch_add(grown, Relaxed);
             self.counters.inuse_spans.fetch_add(grown, Relaxed);
+            self.counters
+                .free
+                .store(ph.free_pages << PAGE_SHIFT, Relaxed);
             true
         }
     }
 
-    /// Returns every free page to the OS now (after draining the central
-    /// transfer slots, so that empty spans come back to the heap first).
-    /// Returns the number of bytes newly released.
-    pub fn release_free_pages(&self) -> usize {
-        for (class, central) in self.central.iter().enumerate().skip(1) {
-            central.drain_transfer(self, class);
-        }
-        let ph = self.lock();
+    /// Bytes the heap holds from the OS that may be backed by memory:
+    /// mapped, less free pages returned (or never used). An upper bound on
+    /// the heap's share of the resident size.
+    pub fn held_bytes(&self) -> usize {
+        let c = &self.counters;
+        c.mapped
+            .load(Relaxed)
+            .saturating_sub(c.released.load(Relaxed))
+    }
+
+    /// Bytes in free pages that are still backed: what the scavenger may
+    /// return.
+    pub fn retained_bytes(&self) -> usize {
+        let c = &self.counters;
+        c.free
+            .load(Relaxed)
+            .saturating_sub(c.released.load(Relaxed))
+    }
+
+    /// Returns free pages to the OS: `pick` sees each free run and calls
+    /// `release(start, npages)` for the parts of it to return; stops once
+    /// `max_bytes` have been returned. Pages already returned are skipped.
+    /// Returns the bytes returned.
+    pub(crate) fn release_runs(
+        &self,
+        max_bytes: usize,
+        pick: impl FnMut(FreeRun, &mut dyn FnMut(usize, usize)),
+    ) -> usize {
+        let mut ph = self.lock();
+        self.release_runs_locked(&mut ph, max_bytes, pick)
+    }
+
+    fn release_runs_locked(
+        &self,
+        ph: &mut PageHeap,
+        max_bytes: usize,
+        mut pick: impl FnMut(FreeRun, &mut dyn FnMut(usize, usize)),
+    ) -> usize {
         let mut released = 0;
         let lists = ph.free.iter().chain(core::iter::once(&ph.large));
-        for list in lists {
+        'all: for list in lists {
             for s in list.iter() {
+                if released >= max_bytes {
+                    break 'all;
+                }
                 // SAFETY: spans on the free lists are valid Free spans whose
-                // pages nobody uses; the heap lock is held.
+                // pages nobody uses, all in the pagemap; the heap lock is held.
                 unsafe {
-                    if !(*s).released {
-                        self.os.decommit((*s).start as *mut u8, (*s).bytes());
-                        (*s).released = true;
+                    let run = FreeRun {
+                        start: (*s).start,
+                        npages: (*s).npages,
+                        freed_at: (*s).freed_at,
+                    };
+                    pick(run, &mut |start, npages| {
+                        debug_assert!(
+                            start >= run.start && start + (npages << PAGE_SHIFT) <= (*s).end()
+                        );
+                        self.pagemap.for_each_unreleased(start, npages, |a, n| {
+                            self.os.decommit(a as *mut u8, n << PAGE_SHIFT);
+                            released += n << PAGE_SHIFT;
+                        });
+                        self.pagemap.mark_released(start, npages, true);
+                    });
+                    if self.pagemap.all_released((*s).start, (*s).npages) {
                         (*s).needzero = false;
-                        released += (*s).bytes();
                     }
                 }
             }
         }
         self.counters.released.fetch_add(released, Relaxed);
         released
+    }
+
+    /// Returns every free page to the OS now, after draining the central
+    /// transfer slots so that empty spans come back to the heap first.
+    /// Returns the bytes newly returned.
+    pub fn release_free_pages(&self) -> usize {
+        for (class, central) in self.central.iter().enumerate().skip(1) {
+            central.drain_transfer(self, class);
+        }
+        self.release_runs(usize::MAX, |run, release| release(run.start, run.npages))
     }
 
     /// Writes the heap dump (format in dump.rs): statistics, regions, and
@@ -778,6 +882,7 @@ impl<O: OsMem> MHeap<O> {
         }
         let ph = self.lock();
         let mut pages = 0;
+        let mut released_pages = 0;
         let mut mask = 0u128;
         let lists = ph
             .free
@@ -828,9 +933,21 @@ impl<O: OsMem> MHeap<O> {
                     sp.start
                 );
                 pages += sp.npages;
+                let mut unreleased = 0;
+                // SAFETY: a free span's pages are in the pagemap; heap lock held.
+                unsafe {
+                    self.pagemap
+                        .for_each_unreleased(sp.start, sp.npages, |_, n| unreleased += n)
+                };
+                released_pages += sp.npages - unreleased;
             }
         }
         assert_eq!(mask, ph.nonempty, "nonempty mask out of date");
+        assert_eq!(
+            released_pages << PAGE_SHIFT,
+            self.counters.released.load(Relaxed),
+            "released bytes differ from the released pages of free runs"
+        );
         assert_eq!(pages, ph.free_pages, "free page count out of date");
     }
 }

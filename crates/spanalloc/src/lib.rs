@@ -100,6 +100,7 @@ pub mod options;
 pub mod os;
 pub mod pagemap;
 pub mod raw;
+pub mod scavenger;
 pub mod sizeclass;
 mod sizeclasses;
 pub mod span;

@@ -1,14 +1,19 @@
 //! Options: one table of settings, read once from the environment without
-//! allocating. See lib.rs for the overview.
+//! allocating, and settable from Rust. See lib.rs for the overview.
 //!
 //! | option | environment variable | default | meaning |
 //! |---|---|---|---|
-//! | check | `SPANALLOC_CHECK` | `0` | `1`: checked mode. Thread caches are bypassed, every free is verified against its span (double frees and foreign pointers are always caught) and span invariants are checked on each slow path. Slow; for debugging. |
-//! | stats | `SPANALLOC_STATS` | off | `1`: print the statistics report to stderr at exit; `json`: the same as JSON. |
-//! | dump | `SPANALLOC_DUMP` | unset | a path: write the heap dump (every span; see dump.rs) there at exit. |
+//! | check | `SPANALLOC_CHECK` | `0` | `1`: checked mode. Thread caches are bypassed, every free is verified against its span (double frees and foreign pointers are always caught), span invariants are checked on the slow paths. Slow; for debugging. |
+//! | stats | `SPANALLOC_STATS` | `0` | `1`: print the statistics report to stderr at exit; `json`: the same as JSON. |
+//! | dump | `SPANALLOC_DUMP` | unset | a path: write the heap dump (every region and span; see dump.rs) there at exit. |
+//! | decay_ms | `SPANALLOC_DECAY_MS` | `1000` | free pages unused this long are returned to the OS by the scavenger (while more than `retain_percent` of the heap in use is kept free). |
+//! | retain_percent | `SPANALLOC_RETAIN_PERCENT` | `10` | free memory kept (not returned), as a percentage of the memory in use. |
+//! | memory_limit | `SPANALLOC_MEMORY_LIMIT` | `0` (none) | a soft limit on the memory spanalloc holds, in bytes (`K`, `M`, `G` suffixes): near it, every free page is returned at once and central caches are drained. |
+//! | scavenger | `SPANALLOC_SCAVENGER` | `1` | `0`: no background scavenger thread (memory is then returned only by `release_memory()` and under the memory limit). |
+//! | huge_pages | `SPANALLOC_HUGE_PAGES` | `1` | `0`: do not ask for transparent huge pages (`MADV_HUGEPAGE`) when the system is in `madvise` mode. |
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// How the statistics report is printed at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +35,31 @@ pub struct Options {
     pub stats: StatsAtExit,
     /// Where to write the heap dump at exit (`SPANALLOC_DUMP`).
     pub dump: Option<&'static CStr>,
+    /// Milliseconds a free page stays before the scavenger may return it.
+    pub decay_ms: u64,
+    /// Free memory kept, as a percentage of memory in use.
+    pub retain_percent: u64,
+    /// Soft limit on held memory in bytes; 0 for none.
+    pub memory_limit: u64,
+    /// Whether the background scavenger thread may run.
+    pub scavenger: bool,
+    /// Whether to ask for transparent huge pages.
+    pub huge_pages: bool,
+}
+
+/// How an option's text is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `0` or `1`.
+    Flag,
+    /// A whole number.
+    Number,
+    /// A number of bytes, with an optional `K`, `M` or `G` suffix.
+    Bytes,
+    /// `0`, `1` or `json`.
+    Report,
+    /// A file path.
+    Path,
 }
 
 /// One row of the options table.
@@ -38,33 +68,44 @@ pub struct OptionSpec {
     pub name: &'static str,
     /// The environment variable that sets it.
     pub env: &'static CStr,
+    /// How its value is written.
+    pub kind: Kind,
     /// Its value when the variable is unset.
-    pub default: &'static str,
+    pub default: u64,
     /// What it does.
     pub doc: &'static str,
+    value: &'static AtomicU64,
 }
 
-/// Every option, in one table (the README's table is generated from the
-/// same text).
-pub const OPTIONS: &[OptionSpec] = &[
-    OptionSpec {
-        name: "check",
-        env: c"SPANALLOC_CHECK",
-        default: "0",
-        doc: "1: checked mode: thread caches bypassed, every free verified against its span, span invariants checked on slow paths",
-    },
-    OptionSpec {
-        name: "stats",
-        env: c"SPANALLOC_STATS",
-        default: "0",
-        doc: "1: print the statistics report to stderr at exit; json: the same as JSON",
-    },
-    OptionSpec {
-        name: "dump",
-        env: c"SPANALLOC_DUMP",
-        default: "",
-        doc: "a path: write the heap dump (every region and span, as JSON) there at exit",
-    },
+static CHECK: AtomicU64 = AtomicU64::new(0);
+static STATS: AtomicU64 = AtomicU64::new(0);
+static DUMP: AtomicU64 = AtomicU64::new(0);
+static DECAY_MS: AtomicU64 = AtomicU64::new(1000);
+static RETAIN_PERCENT: AtomicU64 = AtomicU64::new(10);
+static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(0);
+static SCAVENGER: AtomicU64 = AtomicU64::new(1);
+static HUGE_PAGES: AtomicU64 = AtomicU64::new(1);
+/// The dump path (a C string from the environment, or set from Rust).
+static DUMP_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Every option, in one table.
+pub static OPTIONS: [OptionSpec; 8] = [
+    OptionSpec { name: "check", env: c"SPANALLOC_CHECK", kind: Kind::Flag, default: 0, value: &CHECK,
+        doc: "1: checked mode: thread caches bypassed, every free verified against its span, span invariants checked on slow paths" },
+    OptionSpec { name: "stats", env: c"SPANALLOC_STATS", kind: Kind::Report, default: 0, value: &STATS,
+        doc: "1: print the statistics report to stderr at exit; json: the same as JSON" },
+    OptionSpec { name: "dump", env: c"SPANALLOC_DUMP", kind: Kind::Path, default: 0, value: &DUMP,
+        doc: "a path: write the heap dump (every region and span, as JSON) there at exit" },
+    OptionSpec { name: "decay_ms", env: c"SPANALLOC_DECAY_MS", kind: Kind::Number, default: 1000, value: &DECAY_MS,
+        doc: "free pages unused this long are returned to the OS by the scavenger" },
+    OptionSpec { name: "retain_percent", env: c"SPANALLOC_RETAIN_PERCENT", kind: Kind::Number, default: 10, value: &RETAIN_PERCENT,
+        doc: "free memory kept, as a percentage of the memory in use" },
+    OptionSpec { name: "memory_limit", env: c"SPANALLOC_MEMORY_LIMIT", kind: Kind::Bytes, default: 0, value: &MEMORY_LIMIT,
+        doc: "soft limit on memory held, in bytes (K, M, G suffixes); 0: none" },
+    OptionSpec { name: "scavenger", env: c"SPANALLOC_SCAVENGER", kind: Kind::Flag, default: 1, value: &SCAVENGER,
+        doc: "0: no background scavenger thread" },
+    OptionSpec { name: "huge_pages", env: c"SPANALLOC_HUGE_PAGES", kind: Kind::Flag, default: 1, value: &HUGE_PAGES,
+        doc: "0: do not ask for transparent huge pages (MADV_HUGEPAGE)" },
 ];
 
 const UNREAD: u8 = 0;
@@ -72,29 +113,53 @@ const READING: u8 = 1;
 const READ: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNREAD);
-static CHECK: AtomicU8 = AtomicU8::new(0);
-static STATS: AtomicU8 = AtomicU8::new(0);
-static DUMP: core::sync::atomic::AtomicPtr<libc::c_char> =
-    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
 /// The value of an environment variable, without allocating.
-fn env(name: &CStr) -> Option<&'static [u8]> {
-    env_cstr(name).map(CStr::to_bytes)
-}
-
-/// The value of an environment variable as a C string, without allocating.
-fn env_cstr(name: &CStr) -> Option<&'static CStr> {
+fn env(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: getenv takes a NUL-terminated name and returns null or a
     // pointer into the environment, valid while nobody calls setenv (a
     // program that changes its environment concurrently is racing with
     // every libc call that reads it).
     let v = unsafe { libc::getenv(name.as_ptr()) };
-    if v.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null result is a NUL-terminated string that lives as
-        // long as the environment entry.
-        Some(unsafe { CStr::from_ptr(v) })
+    // SAFETY: a non-null result is a NUL-terminated string that lives as
+    // long as the environment entry.
+    (!v.is_null()).then(|| unsafe { CStr::from_ptr(v) })
+}
+
+/// Parses an option's text; None if it is malformed (the default stays).
+pub fn parse(kind: Kind, text: &[u8]) -> Option<u64> {
+    let number = |t: &[u8]| -> Option<u64> {
+        if t.is_empty() {
+            return None;
+        }
+        t.iter().try_fold(0u64, |n, &c| {
+            c.is_ascii_digit()
+                .then(|| n.checked_mul(10)?.checked_add((c - b'0') as u64))?
+        })
+    };
+    match kind {
+        Kind::Flag => match text {
+            b"0" => Some(0),
+            b"1" => Some(1),
+            _ => None,
+        },
+        Kind::Number => number(text),
+        Kind::Bytes => {
+            let (digits, shift) = match text.last() {
+                Some(b'k' | b'K') => (&text[..text.len() - 1], 10),
+                Some(b'm' | b'M') => (&text[..text.len() - 1], 20),
+                Some(b'g' | b'G') => (&text[..text.len() - 1], 30),
+                _ => (text, 0),
+            };
+            number(digits)?.checked_mul(1 << shift)
+        }
+        Kind::Report => match text {
+            b"0" => Some(0),
+            b"1" | b"text" => Some(1),
+            b"json" => Some(2),
+            _ => None,
+        },
+        Kind::Path => (!text.is_empty()).then_some(1),
     }
 }
 
@@ -103,19 +168,23 @@ pub fn get() -> Options {
     if STATE.load(Ordering::Acquire) != READ {
         read_once();
     }
+    let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let path = DUMP_PATH.load(Ordering::Relaxed);
     Options {
-        check: CHECK.load(Ordering::Relaxed) == 1,
-        stats: match STATS.load(Ordering::Relaxed) {
+        check: v(&CHECK) == 1,
+        stats: match v(&STATS) {
             1 => StatsAtExit::Text,
             2 => StatsAtExit::Json,
             _ => StatsAtExit::Off,
         },
-        dump: {
-            let p = DUMP.load(Ordering::Relaxed);
-            // SAFETY: a non-null DUMP came from getenv: a NUL-terminated
-            // string in the environment.
-            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
-        },
+        // SAFETY: a non-null DUMP_PATH is a NUL-terminated string that lives
+        // for the rest of the process (the environment, or a leaked CString).
+        dump: (v(&DUMP) == 1 && !path.is_null()).then(|| unsafe { CStr::from_ptr(path) }),
+        decay_ms: v(&DECAY_MS),
+        retain_percent: v(&RETAIN_PERCENT),
+        memory_limit: v(&MEMORY_LIMIT),
+        scavenger: v(&SCAVENGER) == 1,
+        huge_pages: v(&HUGE_PAGES) == 1,
     }
 }
 
@@ -130,18 +199,41 @@ fn read_once() {
         }
         return;
     }
-    let check = matches!(env(OPTIONS[0].env), Some(b"1"));
-    let stats = match env(OPTIONS[1].env) {
-        Some(b"1") | Some(b"text") => 1,
-        Some(b"json") => 2,
-        _ => 0,
-    };
-    if let Some(path) = env_cstr(OPTIONS[2].env).filter(|p| !p.is_empty()) {
-        DUMP.store(path.as_ptr().cast_mut(), Ordering::Relaxed);
+    for o in &OPTIONS {
+        let Some(text) = env(o.env) else { continue };
+        if let Some(v) = parse(o.kind, text.to_bytes()) {
+            if o.kind == Kind::Path {
+                DUMP_PATH.store(text.as_ptr().cast_mut(), Ordering::Relaxed);
+            }
+            o.value.store(v, Ordering::Relaxed);
+        }
     }
-    CHECK.store(check as u8, Ordering::Relaxed);
-    STATS.store(stats, Ordering::Relaxed);
     STATE.store(READ, Ordering::Release);
+}
+
+/// Sets the scavenger's decay time, in milliseconds.
+pub fn set_decay_ms(ms: u64) {
+    get();
+    DECAY_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Sets the free memory kept, as a percentage of the memory in use.
+pub fn set_retain_percent(percent: u64) {
+    get();
+    RETAIN_PERCENT.store(percent, Ordering::Relaxed);
+}
+
+/// Sets the soft memory limit in bytes (0: none).
+pub fn set_memory_limit(bytes: u64) {
+    get();
+    MEMORY_LIMIT.store(bytes, Ordering::Relaxed);
+}
+
+/// Allows or forbids the background scavenger thread (one already running
+/// goes on).
+pub fn set_scavenger(on: bool) {
+    get();
+    SCAVENGER.store(on as u64, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -150,26 +242,48 @@ mod tests {
 
     #[test]
     fn table_names_match_their_variables() {
-        for o in OPTIONS {
+        for o in &OPTIONS {
             let var = o.env.to_str().unwrap();
             assert_eq!(var, format!("SPANALLOC_{}", o.name.to_uppercase()));
             assert!(!o.doc.is_empty());
+            // No setter runs in these unit tests: unless the environment
+            // sets it, each value is the default the table documents.
+            if std::env::var_os(var).is_none() {
+                assert_eq!(o.value.load(Ordering::Relaxed), o.default, "{var}");
+            }
         }
     }
 
     #[test]
+    fn parses_each_kind_and_refuses_malformed_text() {
+        assert_eq!(parse(Kind::Flag, b"1"), Some(1));
+        assert_eq!(parse(Kind::Flag, b"yes"), None);
+        assert_eq!(parse(Kind::Number, b"250"), Some(250));
+        assert_eq!(parse(Kind::Number, b"-3"), None);
+        assert_eq!(
+            parse(Kind::Number, b"99999999999999999999999"),
+            None,
+            "overflow"
+        );
+        assert_eq!(parse(Kind::Bytes, b"512M"), Some(512 << 20));
+        assert_eq!(parse(Kind::Bytes, b"2g"), Some(2 << 30));
+        assert_eq!(parse(Kind::Bytes, b"4096"), Some(4096));
+        assert_eq!(parse(Kind::Bytes, b"M"), None);
+        assert_eq!(
+            parse(Kind::Bytes, b"18446744073709551615G"),
+            None,
+            "overflow"
+        );
+        assert_eq!(parse(Kind::Report, b"json"), Some(2));
+        assert_eq!(parse(Kind::Path, b""), None);
+    }
+
+    #[test]
     fn reads_the_environment() {
-        // The test harness does not set these; the defaults apply.
-        let unset = |v| std::env::var_os(v).is_none();
-        if unset("SPANALLOC_CHECK") && unset("SPANALLOC_STATS") && unset("SPANALLOC_DUMP") {
-            let expected = Options {
-                check: false,
-                stats: StatsAtExit::Off,
-                dump: None,
-            };
-            assert_eq!(get(), expected);
-        }
-        assert_eq!(env(c"SPANALLOC_SURELY_UNSET_VARIABLE"), None);
+        assert!(env(c"SPANALLOC_SURELY_UNSET_VARIABLE").is_none());
         assert!(env(c"PATH").is_some());
+        if std::env::var_os("SPANALLOC_DECAY_MS").is_none() {
+            assert_eq!(get().decay_ms, 1000);
+        }
     }
 }

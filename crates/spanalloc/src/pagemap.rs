@@ -12,7 +12,7 @@ use crate::os::OsMem;
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::MSpan;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// log2 of the arena size.
 pub const ARENA_SHIFT: usize = 26;
@@ -27,10 +27,15 @@ pub const PAGES_PER_ARENA: usize = 1 << (ARENA_SHIFT - PAGE_SHIFT);
 
 type Root = [AtomicPtr<ArenaPages>; L1_ENTRIES];
 
-/// Second level: the span of each page of one arena.
+/// Second level: the span of each page of one arena, and which of its
+/// pages have been returned to the OS (Go keeps the same "scavenged" bits
+/// per page). Released bits are read and written only under the heap lock;
+/// they are atomics only so the node can be shared with lock-free readers
+/// of `spans`.
 #[repr(C)]
 struct ArenaPages {
     spans: [AtomicPtr<MSpan>; PAGES_PER_ARENA],
+    released: [AtomicU64; PAGES_PER_ARENA / 64],
 }
 
 /// The address → span map.
@@ -133,6 +138,78 @@ impl PageMap {
         }
     }
 
+    /// The released bits of the arena holding `addr`, and the bit index of
+    /// its page.
+    ///
+    /// # Safety
+    /// The arena must have a node.
+    unsafe fn released_word(&self, addr: usize) -> (&AtomicU64, u64) {
+        let root = self.root.load(Ordering::Relaxed);
+        let page = (addr >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1);
+        // SAFETY: the caller ensured the node exists; nodes are never freed.
+        let node = unsafe { &*(*root)[addr >> ARENA_SHIFT].load(Ordering::Relaxed) };
+        (&node.released[page / 64], 1 << (page % 64))
+    }
+
+    /// Marks `npages` pages from `start` released (`true`) or in use
+    /// (`false`); returns how many pages changed.
+    ///
+    /// # Safety
+    /// As for [`PageMap::set`], for every page of the range.
+    pub unsafe fn mark_released(&self, start: usize, npages: usize, released: bool) -> usize {
+        let mut changed = 0;
+        for i in 0..npages {
+            // SAFETY: forwarded from the caller.
+            let (word, bit) = unsafe { self.released_word(start + (i << PAGE_SHIFT)) };
+            let old = word.load(Ordering::Relaxed);
+            let new = if released { old | bit } else { old & !bit };
+            if new != old {
+                word.store(new, Ordering::Relaxed);
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// Calls `f(start, npages)` for each maximal run of pages in
+    /// `[start, start + npages pages)` that is not released, in address order.
+    ///
+    /// # Safety
+    /// As for [`PageMap::set`], for every page of the range.
+    pub unsafe fn for_each_unreleased(
+        &self,
+        start: usize,
+        npages: usize,
+        mut f: impl FnMut(usize, usize),
+    ) {
+        let mut run = 0;
+        for i in 0..npages {
+            let addr = start + (i << PAGE_SHIFT);
+            // SAFETY: forwarded from the caller.
+            let (word, bit) = unsafe { self.released_word(addr) };
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                run += 1;
+            } else if run > 0 {
+                f(addr - (run << PAGE_SHIFT), run);
+                run = 0;
+            }
+        }
+        if run > 0 {
+            f(start + ((npages - run) << PAGE_SHIFT), run);
+        }
+    }
+
+    /// Whether every page of the range is released.
+    ///
+    /// # Safety
+    /// As for [`PageMap::set`], for every page of the range.
+    pub unsafe fn all_released(&self, start: usize, npages: usize) -> bool {
+        let mut any = false;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.for_each_unreleased(start, npages, |_, _| any = true) };
+        !any
+    }
+
     /// Records `span` for `npages` pages from `start`.
     ///
     /// # Safety
@@ -195,6 +272,30 @@ mod tests {
         }
         assert!(pm.lookup(start - 1).is_null());
         assert!(pm.lookup(start + 6 * PAGE_SIZE).is_null());
+    }
+
+    #[test]
+    fn released_bits_track_runs_of_pages() {
+        let pm = PageMap::new();
+        let os = FakeOs::with_budget(1 << 30);
+        let start = 3 * ARENA_SIZE - 4 * PAGE_SIZE; // straddles two arenas
+        assert!(pm.ensure(&os, start, 16 * PAGE_SIZE));
+        // SAFETY: nodes exist for the whole range; single-threaded test.
+        unsafe {
+            assert_eq!(pm.mark_released(start + 2 * PAGE_SIZE, 6, true), 6);
+            assert_eq!(
+                pm.mark_released(start + 4 * PAGE_SIZE, 2, true),
+                0,
+                "already released"
+            );
+            let mut runs = vec![];
+            pm.for_each_unreleased(start, 16, |a, n| runs.push(((a - start) / PAGE_SIZE, n)));
+            assert_eq!(runs, vec![(0, 2), (8, 8)]);
+            assert!(pm.all_released(start + 2 * PAGE_SIZE, 6));
+            assert!(!pm.all_released(start, 3));
+            assert_eq!(pm.mark_released(start, 16, false), 6);
+            assert!(!pm.all_released(start + 2 * PAGE_SIZE, 1));
+        }
     }
 
     #[test]

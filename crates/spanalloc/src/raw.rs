@@ -66,6 +66,7 @@ pub unsafe fn free(p: *mut u8) -> Result<(), PointerError> {
     if state == SpanState::Large {
         // SAFETY: p is a live large object.
         unsafe { HEAP.free_large(p) };
+        crate::scavenger::maybe_start();
         return Ok(());
     }
     with_cache(|c| {
@@ -149,6 +150,7 @@ pub fn fork_parent() {
 pub fn fork_child() {
     // SAFETY: the forking thread took them in fork_prepare.
     unsafe { HEAP.fork_unlock_all() };
+    crate::scavenger::forget_after_fork();
 }
 
 /// Registers the at-exit report the options ask for (`SPANALLOC_STATS`,

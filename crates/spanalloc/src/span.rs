@@ -42,8 +42,9 @@ pub enum SpanState {
 ///   Small spans.
 /// * Free: no two Free spans are adjacent (they are coalesced); the pagemap
 ///   entries of the first and last page point to the span; `needzero` says
-///   whether any page may hold non-zero bytes; `released` says all pages were
-///   given back to the OS.
+///   whether any page may hold non-zero bytes; `freed_at` is when its pages
+///   were last freed. Which pages are released to the OS is kept per page
+///   in the pagemap, not here.
 /// * Small: every page's pagemap entry points to the span, and
 ///   `allocated + |freelist| + (objects past bump) == nelems`; every object
 ///   in `freelist` lies in the span on an object boundary.
@@ -64,8 +65,9 @@ pub struct MSpan {
     pub class: u8,
     /// Free: some page may hold non-zero bytes.
     pub needzero: bool,
-    /// Free: every page has been returned to the OS.
-    pub released: bool,
+    /// Free: when the span's pages were last freed (the OS layer's clock,
+    /// milliseconds), for the scavenger's decay.
+    pub freed_at: u64,
     /// Small: the span is on its mcentral's full list.
     pub in_full_list: bool,
     /// Small: bytes per object.
@@ -92,7 +94,7 @@ impl MSpan {
             state: SpanState::Dead,
             class: 0,
             needzero: false,
-            released: false,
+            freed_at: 0,
             in_full_list: false,
             elem_size: 0,
             nelems: 0,

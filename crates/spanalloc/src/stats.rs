@@ -18,8 +18,12 @@ pub struct HeapCounters {
     pub mapped: AtomicUsize,
     /// Bytes in spans in use (Small or Large).
     pub inuse_spans: AtomicUsize,
-    /// Bytes in free spans returned to the OS.
+    /// Bytes of free pages not backed by memory: returned to the OS, or
+    /// never used since the arena was mapped.
     pub released: AtomicUsize,
+    /// Bytes in free page runs (a copy of the page heap's count, readable
+    /// without its lock).
+    pub free: AtomicUsize,
     /// Bytes in large objects.
     pub large_live: AtomicUsize,
     /// Large objects allocated / freed since start.
@@ -44,6 +48,7 @@ impl HeapCounters {
             mapped: AtomicUsize::new(0),
             inuse_spans: AtomicUsize::new(0),
             released: AtomicUsize::new(0),
+            free: AtomicUsize::new(0),
             large_live: AtomicUsize::new(0),
             large_allocs: AtomicU64::new(0),
             large_frees: AtomicU64::new(0),
@@ -87,8 +92,11 @@ pub struct Stats {
     pub span_bytes_in_use: usize,
     /// Bytes of arenas mapped from the OS.
     pub mapped_bytes: usize,
-    /// Bytes of free pages returned to the OS.
+    /// Bytes of free pages not backed by memory: returned to the OS (or
+    /// never used since they were mapped).
     pub released_bytes: usize,
+    /// Bytes in free page runs of the page heap (backed or not).
+    pub free_bytes: usize,
     /// Bytes of metadata (pagemap, span records) taken from the OS.
     pub metadata_bytes: usize,
     /// Bytes in large objects.
@@ -127,6 +135,7 @@ impl<O: OsMem> MHeap<O> {
             span_bytes_in_use: c.inuse_spans.load(Relaxed),
             mapped_bytes: c.mapped.load(Relaxed),
             released_bytes: c.released.load(Relaxed),
+            free_bytes: c.free.load(Relaxed),
             metadata_bytes: self.metadata_bytes(),
             large_bytes: c.large_live.load(Relaxed),
             large_allocs: c.large_allocs.load(Relaxed),
@@ -138,12 +147,13 @@ impl<O: OsMem> MHeap<O> {
 
 impl Stats {
     /// The heap-wide figures, as (name, bytes-or-count) pairs, in report order.
-    fn totals(&self) -> [(&'static str, u64); 9] {
+    fn totals(&self) -> [(&'static str, u64); 10] {
         [
             ("live_bytes", self.live_bytes as u64),
             ("thread_cache_bytes", self.thread_cache_bytes as u64),
             ("span_bytes_in_use", self.span_bytes_in_use as u64),
             ("mapped_bytes", self.mapped_bytes as u64),
+            ("free_bytes", self.free_bytes as u64),
             ("released_bytes", self.released_bytes as u64),
             ("metadata_bytes", self.metadata_bytes as u64),
             ("large_bytes", self.large_bytes as u64),
@@ -229,6 +239,7 @@ mod tests {
             span_bytes_in_use: 8192,
             mapped_bytes: 64 << 20,
             released_bytes: 0,
+            free_bytes: 0,
             metadata_bytes: 1 << 20,
             large_bytes: 0,
             large_allocs: 0,

@@ -233,19 +233,48 @@ fn small_spans_are_recorded_for_every_page_and_come_back() {
 #[test]
 fn release_returns_free_pages_to_the_os_and_they_read_zero() {
     let heap = test_heap(budget(1));
-    let (p, _) = heap.alloc_large(1 << 20, 8);
-    fill(p, 1 << 20, 0xEE);
+    let mapped = || heap.stats().mapped_bytes;
+    let (p, _) = heap.alloc_large(512 << 10, 8);
+    assert_eq!(
+        heap.stats().released_bytes,
+        mapped() - (512 << 10),
+        "fresh pages count as unbacked"
+    );
+    fill(p, 512 << 10, 0xEE);
     // SAFETY: live, freed once.
     unsafe { heap.free_large(p) };
+    assert_eq!(
+        heap.retained_bytes(),
+        512 << 10,
+        "the dirty pages are retained"
+    );
     let released = heap.release_free_pages();
-    assert_eq!(released, heap.stats().mapped_bytes);
-    assert_eq!(heap.stats().released_bytes, released);
+    assert_eq!(
+        released,
+        512 << 10,
+        "only pages that were used are given back"
+    );
+    assert_eq!(heap.stats().released_bytes, mapped());
+    assert_eq!(heap.held_bytes(), 0);
     assert!(heap.os().decommitted.load(SeqCst) >= released);
     assert_eq!(heap.release_free_pages(), 0, "nothing left to release");
-    let (q, needzero) = heap.alloc_large(1 << 20, 8);
+    let (q, needzero) = heap.alloc_large(512 << 10, 8);
     assert!(!needzero, "released pages read as zero");
-    assert!(holds(q, 1 << 20, 0));
-    assert_eq!(heap.stats().released_bytes, released - (1 << 20));
+    assert!(holds(q, 512 << 10, 0));
+    assert_eq!(heap.stats().released_bytes, mapped() - (512 << 10));
+    heap.check_invariants();
+}
+
+#[test]
+fn large_objects_of_a_mebibyte_return_their_pages_when_freed() {
+    let heap = test_heap(budget(1));
+    let (p, _) = heap.alloc_large(3 << 20, 8);
+    fill(p, 3 << 20, 1);
+    let before = heap.os().decommitted.load(SeqCst);
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+    assert!(heap.os().decommitted.load(SeqCst) - before >= 3 << 20);
+    assert_eq!(heap.held_bytes(), 0);
     heap.check_invariants();
 }
 

@@ -3,7 +3,7 @@
 //! without the kernel's cooperation. See os/mod.rs.
 
 use super::{LinuxOs, OsMem};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// An [`OsMem`] that refuses to reserve past a budget of bytes and counts
 /// every call.
@@ -19,6 +19,8 @@ pub struct FakeOs {
     pub decommitted: AtomicUsize,
     /// Number of reserve calls that failed.
     pub refusals: AtomicUsize,
+    /// The clock the heap sees, in milliseconds: set by the test.
+    pub clock_ms: AtomicU64,
 }
 
 impl FakeOs {
@@ -30,6 +32,7 @@ impl FakeOs {
             committed: AtomicUsize::new(0),
             decommitted: AtomicUsize::new(0),
             refusals: AtomicUsize::new(0),
+            clock_ms: AtomicU64::new(0),
         }
     }
 
@@ -70,6 +73,10 @@ unsafe impl OsMem for FakeOs {
         self.decommitted.fetch_add(size, Ordering::SeqCst);
         // SAFETY: forwarded under the caller's guarantee.
         unsafe { LinuxOs.decommit(addr, size) }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::SeqCst)
     }
 
     unsafe fn release(&self, addr: *mut u8, size: usize) {

@@ -88,6 +88,109 @@ unsafe impl OsMem for LinuxOs {
         // SAFETY: the caller guarantees the range came from reserve and is unused.
         unsafe { libc::munmap(addr.cast(), size) };
     }
+
+    unsafe fn hint_huge_pages(&self, addr: *mut u8, size: usize) {
+        if thp_mode() != ThpMode::Madvise || !crate::options::get().huge_pages {
+            return;
+        }
+        let _errno = ErrnoGuard::save();
+        // SAFETY: the caller guarantees the range is committed; the advice
+        // changes no contents.
+        unsafe { libc::madvise(addr.cast(), size, libc::MADV_HUGEPAGE) };
+    }
+
+    fn name_region(&self, addr: *mut u8, size: usize) {
+        const PR_SET_VMA: libc::c_int = 0x53564d41;
+        const PR_SET_VMA_ANON_NAME: libc::c_ulong = 0;
+        static NAME: &core::ffi::CStr = c"spanalloc";
+        let _errno = ErrnoGuard::save();
+        // SAFETY: prctl only labels the mapping (kernels without anonymous
+        // VMA names refuse with EINVAL, which we ignore); NAME is static.
+        unsafe {
+            libc::prctl(
+                PR_SET_VMA,
+                PR_SET_VMA_ANON_NAME,
+                addr as libc::c_ulong,
+                size as libc::c_ulong,
+                NAME.as_ptr(),
+            );
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC_COARSE is served
+        // by the vDSO without entering the kernel.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+}
+
+/// How the kernel uses transparent huge pages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThpMode {
+    /// For every anonymous mapping.
+    Always,
+    /// Only where `madvise(MADV_HUGEPAGE)` asks.
+    Madvise,
+    /// Never, or unknown.
+    Never,
+}
+
+/// The system's transparent-huge-page mode, read once from
+/// /sys/kernel/mm/transparent_hugepage/enabled (without allocating).
+pub fn thp_mode() -> ThpMode {
+    static MODE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+    let m = MODE.load(Ordering::Relaxed);
+    let mode = if m != 0 {
+        m
+    } else {
+        let _errno = ErrnoGuard::save();
+        let mut buf = [0u8; 128];
+        // SAFETY: the path is NUL-terminated; buf has room for what we read.
+        let n = unsafe {
+            let fd = libc::open(
+                c"/sys/kernel/mm/transparent_hugepage/enabled".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                0
+            } else {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                libc::close(fd);
+                n.max(0) as usize
+            }
+        };
+        let text = &buf[..n];
+        let has = |w: &[u8]| text.windows(w.len()).any(|x| x == w);
+        let found = if has(b"[always]") {
+            1
+        } else if has(b"[madvise]") {
+            2
+        } else {
+            3
+        };
+        MODE.store(found, Ordering::Relaxed);
+        found
+    };
+    match mode {
+        1 => ThpMode::Always,
+        2 => ThpMode::Madvise,
+        _ => ThpMode::Never,
+    }
+}
+
+/// Sleeps for `ms` milliseconds (for the scavenger thread).
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: ts is a valid timespec; a null remainder is allowed.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
 /// Sleeps while `*word == expected` (a futex wait; spurious wake-ups happen).

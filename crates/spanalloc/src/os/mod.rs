@@ -25,11 +25,11 @@
 //! Everything here preserves `errno` and never allocates: it runs inside
 //! `malloc`.
 
-mod linux;
+pub mod linux;
 
 pub mod fake;
 
-pub use linux::{futex_wait, futex_wake, thread_exit_hook, LinuxOs};
+pub use linux::{futex_wait, futex_wake, sleep_ms, thread_exit_hook, LinuxOs};
 
 /// The memory operations the page heap needs from the operating system.
 ///
@@ -63,4 +63,18 @@ pub unsafe trait OsMem: Sync {
     /// # Safety
     /// The range must come from `reserve` and nothing may use it afterwards.
     unsafe fn release(&self, addr: *mut u8, size: usize);
+
+    /// Asks for transparent huge pages on a committed range, where the
+    /// system wants to be asked. Only a hint; the default does nothing.
+    ///
+    /// # Safety
+    /// The range must be committed.
+    unsafe fn hint_huge_pages(&self, _addr: *mut u8, _size: usize) {}
+
+    /// Names a range so that `/proc/PID/maps` shows it as spanalloc's,
+    /// where the system supports it. Only a label; the default does nothing.
+    fn name_region(&self, _addr: *mut u8, _size: usize) {}
+
+    /// A monotonic clock in milliseconds, for the scavenger's decay.
+    fn now_ms(&self) -> u64;
 }

@@ -1,0 +1,308 @@
+//! The scavenger: returns idle free pages to the OS, as the Go runtime's
+//! background scavenger does. See lib.rs for the overview.
+//!
+//! Policy, one pass at a time ([`MHeap::scavenge`]):
+//!
+//! * Keep some free memory: as long as the free pages still backed by memory
+//!   ("retained") are at most `retain_percent` of the memory in use, nothing
+//!   is returned, so a program that frees and allocates in waves does not
+//!   pay a page fault for every page of every wave.
+//! * Decay: a free run is returned only once it has stayed free for
+//!   `decay_ms`, so a burst of frees followed by allocations causes no churn.
+//! * Huge pages: when the system uses transparent huge pages and most of the
+//!   heap is in use, a free run is returned in whole 2 MiB chunks, and a
+//!   part of a chunk only when the run covers at least half of that chunk.
+//!   Returning a few pages of a huge page that is mostly in use would split
+//!   it for little gain; a large free run next to a busy page is returned
+//!   all the same. Once more of the heap is free than in use, every eligible
+//!   run is returned whole: the few live spans left would otherwise pin most
+//!   chunks.
+//!
+//! Where the work happens: a background thread ([`start`]), started only
+//! once the heap retains enough free memory to be worth returning, so short
+//! programs never get one. Each tick it also drains the central transfer
+//! slots, whose parked objects would otherwise keep their spans (and pages)
+//! from coming back to the heap. `release_memory()` returns everything at
+//! once; near the soft memory limit the heap returns every free page before
+//! it uses more (heap.rs).
+
+use crate::global::HEAP;
+use crate::heap::MHeap;
+use crate::options;
+use crate::os::{linux::thp_mode, linux::ThpMode, sleep_ms, OsMem};
+use crate::sizeclass::PAGE_SHIFT;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A transparent huge page.
+pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Retained memory at which the background thread is started.
+pub const START_BYTES: usize = 16 << 20;
+
+/// The scavenger's policy (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// How long a run must stay free before it is returned.
+    pub decay_ms: u64,
+    /// Free memory kept, as a percentage of memory in use.
+    pub retain_percent: u64,
+    /// Return whole huge pages only (and parts of ones mostly free).
+    pub huge_page_aware: bool,
+}
+
+impl Policy {
+    /// The policy the options ask for.
+    pub fn from_options() -> Self {
+        let o = options::get();
+        Policy {
+            decay_ms: o.decay_ms,
+            retain_percent: o.retain_percent,
+            huge_page_aware: o.huge_pages && thp_mode() != ThpMode::Never,
+        }
+    }
+}
+
+/// Calls `release` for the parts of `[start, start + npages)` the
+/// huge-page rule lets go: every 2 MiB chunk the run covers at least half of.
+fn huge_page_parts(start: usize, npages: usize, release: &mut dyn FnMut(usize, usize)) {
+    let end = start + (npages << PAGE_SHIFT);
+    let mut chunk = start & !(HUGE_PAGE - 1);
+    while chunk < end {
+        let lo = start.max(chunk);
+        let hi = end.min(chunk + HUGE_PAGE);
+        if hi - lo >= HUGE_PAGE / 2 {
+            release(lo, (hi - lo) >> PAGE_SHIFT);
+        }
+        chunk += HUGE_PAGE;
+    }
+}
+
+impl<O: OsMem> MHeap<O> {
+    /// One pass of the scavenger at time `now_ms` (the OS layer's clock):
+    /// returns runs free for at least the decay time until the retained free
+    /// memory is down to the target. Returns the bytes returned.
+    pub fn scavenge(&self, now_ms: u64, p: Policy) -> usize {
+        let inuse = self.counters.inuse_spans.load(Ordering::Relaxed);
+        let target = inuse / 100 * p.retain_percent as usize;
+        let retained = self.retained_bytes();
+        if retained <= target {
+            return 0;
+        }
+        // Splitting huge pages matters while the heap is mostly in use; once
+        // most of it is free, whatever small runs remain between the few
+        // live spans are returned too.
+        let aware = p.huge_page_aware && inuse >= retained;
+        self.release_runs(retained - target, |run, release| {
+            if now_ms.saturating_sub(run.freed_at) < p.decay_ms {
+                return;
+            }
+            if aware {
+                huge_page_parts(run.start, run.npages, release);
+            } else {
+                release(run.start, run.npages);
+            }
+        })
+    }
+
+    /// Whether the memory held is over the soft limit.
+    pub fn over_limit(&self) -> bool {
+        let limit = options::get().memory_limit as usize;
+        limit != 0 && self.held_bytes() > limit
+    }
+
+    /// Moves every batch parked in the transfer slots back into its spans.
+    pub fn drain_transfer_slots(&self) {
+        for (class, central) in self.central.iter().enumerate().skip(1) {
+            central.drain_transfer(self, class);
+        }
+    }
+}
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the background scavenger of the process's heap if it is wanted
+/// and not running: enough retained memory (or the memory limit passed), and
+/// the option on. Called from slow paths that hold no allocator lock (it
+/// creates a thread, which allocates).
+pub(crate) fn maybe_start() {
+    if STARTED.load(Ordering::Relaxed) {
+        return;
+    }
+    if HEAP.retained_bytes() < START_BYTES && !HEAP.over_limit() {
+        return;
+    }
+    if !options::get().scavenger || STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    start();
+}
+
+/// Creates the scavenger thread (detached).
+fn start() {
+    extern "C" fn scavenger_main(_: *mut libc::c_void) -> *mut libc::c_void {
+        loop {
+            let p = Policy::from_options();
+            let pressed = HEAP.over_limit();
+            sleep_ms(if pressed {
+                10
+            } else {
+                (p.decay_ms / 4).clamp(10, 1000)
+            });
+            HEAP.drain_transfer_slots();
+            if HEAP.over_limit() {
+                HEAP.release_free_pages();
+            } else {
+                HEAP.scavenge(HEAP.os().now_ms(), p);
+            }
+        }
+    }
+    let mut tid: libc::pthread_t = 0;
+    // SAFETY: tid is a valid out-pointer; default attributes; the function
+    // runs forever and needs no argument. pthread_create may allocate: no
+    // allocator lock is held by our callers.
+    let ok = unsafe {
+        libc::pthread_create(
+            &mut tid,
+            core::ptr::null(),
+            scavenger_main,
+            core::ptr::null_mut(),
+        )
+    } == 0;
+    if ok {
+        // SAFETY: tid is the thread we just created.
+        unsafe { libc::pthread_detach(tid) };
+    } else {
+        STARTED.store(false, Ordering::Release);
+    }
+}
+
+/// In a `fork()` child the scavenger thread does not exist: let it start
+/// again when wanted.
+pub(crate) fn forget_after_fork() {
+    STARTED.store(false, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::round_up;
+
+    #[test]
+    fn huge_page_rule_keeps_small_pieces_of_busy_chunks() {
+        let mb = 1 << 20;
+        let mut got = vec![];
+        // 4 MiB from 0.25 MiB into a chunk: 1.75 MiB of the first chunk
+        // (over half: returned), all of the second (returned), 0.25 MiB of
+        // the third (kept).
+        huge_page_parts(
+            HUGE_PAGE * 10 + mb / 4,
+            (4 * mb) >> PAGE_SHIFT,
+            &mut |a, n| got.push((a, n)),
+        );
+        assert_eq!(
+            got,
+            vec![
+                (HUGE_PAGE * 10 + mb / 4, (7 * mb / 4) >> PAGE_SHIFT),
+                (HUGE_PAGE * 11, HUGE_PAGE >> PAGE_SHIFT)
+            ]
+        );
+        got.clear();
+        // A 256 KiB run inside a chunk: kept.
+        huge_page_parts(HUGE_PAGE * 3 + mb, (mb / 4) >> PAGE_SHIFT, &mut |a, n| {
+            got.push((a, n))
+        });
+        assert!(got.is_empty());
+        assert_eq!(round_up(HUGE_PAGE + 1, HUGE_PAGE), 2 * HUGE_PAGE);
+    }
+
+    use crate::heap::tests::test_heap;
+    use core::sync::atomic::Ordering::SeqCst;
+
+    const BUDGET: usize = (32 << 20) + (8 << 20) + 2 * crate::pagemap::ARENA_SIZE;
+
+    fn dirty_then_free(heap: &MHeap<crate::os::fake::FakeOs>, bytes: usize) {
+        // Below RELEASE_LARGE_BYTES each, so freeing does not release them.
+        let blocks: Vec<_> = (0..bytes / (512 << 10))
+            .map(|_| heap.alloc_large(512 << 10, 8).0)
+            .collect();
+        for &p in &blocks {
+            // SAFETY: a live 512 KiB block.
+            unsafe { p.write_bytes(1, 512 << 10) };
+        }
+        for p in blocks {
+            // SAFETY: live, freed once.
+            unsafe { heap.free_large(p) };
+        }
+    }
+
+    #[test]
+    fn nothing_is_returned_before_the_decay_time() {
+        let heap = test_heap(BUDGET);
+        heap.os().clock_ms.store(1_000, SeqCst);
+        dirty_then_free(heap, 16 << 20);
+        let p = Policy {
+            decay_ms: 500,
+            retain_percent: 0,
+            huge_page_aware: false,
+        };
+        assert_eq!(heap.scavenge(1_499, p), 0, "still within the decay time");
+        assert_eq!(heap.scavenge(1_500, p), 16 << 20);
+        assert_eq!(heap.retained_bytes(), 0);
+        assert_eq!(heap.scavenge(5_000, p), 0);
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn a_share_of_the_heap_in_use_is_kept_free() {
+        let heap = test_heap(BUDGET);
+        let (live, _) = heap.alloc_large(40 << 20, 8); // 40 MiB in use
+        dirty_then_free(heap, 16 << 20);
+        let p = Policy {
+            decay_ms: 0,
+            retain_percent: 25,
+            huge_page_aware: false,
+        };
+        let released = heap.scavenge(10, p);
+        // Keep 25% of 40 MiB = 10 MiB: return the other 6 MiB, in whole runs.
+        assert!(released >= 6 << 20, "released {released}");
+        assert!(heap.retained_bytes() <= 10 << 20);
+        heap.check_invariants();
+        // SAFETY: live, freed once.
+        unsafe { heap.free_large(live) };
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn huge_page_aware_passes_keep_small_runs_in_busy_chunks() {
+        let heap = test_heap(BUDGET);
+        // Fill 4 MiB with 64 KiB blocks, then free every other one: free runs
+        // of 64 KiB between live blocks, nothing worth a huge page.
+        let blocks: Vec<_> = (0..64).map(|_| heap.alloc_large(64 << 10, 8).0).collect();
+        for &p in &blocks {
+            // SAFETY: a live 64 KiB block.
+            unsafe { p.write_bytes(1, 64 << 10) };
+        }
+        for p in blocks.iter().step_by(2) {
+            // SAFETY: live, freed once.
+            unsafe { heap.free_large(*p) };
+        }
+        let before = heap.os().decommitted.load(SeqCst);
+        let aware = Policy {
+            decay_ms: 0,
+            retain_percent: 0,
+            huge_page_aware: true,
+        };
+        heap.scavenge(10, aware);
+        assert_eq!(
+            heap.os().decommitted.load(SeqCst),
+            before,
+            "no huge page split for 64 KiB"
+        );
+        let plain = Policy {
+            huge_page_aware: false,
+            ..aware
+        };
+        assert_eq!(heap.scavenge(10, plain), 32 * (64 << 10));
+        heap.check_invariants();
+    }
+}
