@@ -271,7 +271,7 @@ pub(crate) fn register_exit_report() {
 pub fn exit_report() {
     let o = crate::options::get();
     let mut w = crate::fault::FdWriter::new(2);
-    let st = HEAP.stats();
+    let st = HEAP.stats_with_huge_pages();
     let _ = match o.stats {
         crate::options::StatsAtExit::Off => Ok(()),
         crate::options::StatsAtExit::Text => st.write_text(&mut w),

@@ -860,6 +860,23 @@ impl<O: OsMem> MHeap<O> {
         writeln!(w, "}}")
     }
 
+    /// Bytes of the heap's regions backed by transparent huge pages
+    /// (`AnonHugePages` in /proc/self/smaps), or None if that cannot be read.
+    /// Reads a file: for reports, not for hot paths.
+    pub fn huge_page_bytes(&self) -> Option<usize> {
+        // Copy the regions (at most a fixed number) so no lock is held while
+        // the file is read.
+        let mut regions = [(0usize, 0usize); 64];
+        let mut n = 0;
+        for r in self.lock().regions().take(regions.len()) {
+            regions[n] = (r.base, r.base + r.bytes);
+            n += 1;
+        }
+        crate::os::linux::smaps_anon_huge_bytes(|start, end| {
+            regions[..n].iter().any(|&(lo, hi)| start < hi && end > lo)
+        })
+    }
+
     /// Bytes of metadata the heap took from the OS (pagemap and span records).
     pub fn metadata_bytes(&self) -> usize {
         {

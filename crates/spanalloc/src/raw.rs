@@ -167,7 +167,7 @@ pub fn stats_at_exit() -> bool {
 /// without allocating.
 pub fn write_stats(fd: i32) {
     let mut w = FdWriter::new(fd);
-    let st = global::stats();
+    let st = HEAP.stats_with_huge_pages();
     let _ = if options::get().stats == StatsAtExit::Json {
         st.write_json(&mut w)
     } else {

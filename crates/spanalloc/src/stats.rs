@@ -77,6 +77,22 @@ pub struct ClassStats {
     pub spans: usize,
 }
 
+impl ClassStats {
+    /// Bytes in objects the program holds.
+    pub fn bytes_in_use(&self) -> u64 {
+        self.live_objects * self.object_size as u64
+    }
+
+    /// Bytes in use as a percentage of the bytes in the class's spans.
+    pub fn utilisation_percent(&self, class: usize) -> u64 {
+        let span_bytes = (self.spans * crate::sizeclass::span_bytes(class)) as u64;
+        (self.bytes_in_use() * 100)
+            .checked_div(span_bytes)
+            .unwrap_or(0)
+            .min(100)
+    }
+}
+
 /// A snapshot of the allocator's memory.
 ///
 /// Counters are read one after another while other threads run, so the
@@ -97,6 +113,12 @@ pub struct Stats {
     pub released_bytes: usize,
     /// Bytes in free page runs of the page heap (backed or not).
     pub free_bytes: usize,
+    /// Bytes the heap holds that may be resident: mapped less released (an
+    /// upper bound on the heap's share of RSS).
+    pub held_bytes: usize,
+    /// Bytes of the heap backed by transparent huge pages; filled in by
+    /// [`Stats::with_huge_pages`] (it reads /proc), 0 otherwise.
+    pub huge_page_bytes: usize,
     /// Bytes of metadata (pagemap, span records) taken from the OS.
     pub metadata_bytes: usize,
     /// Bytes in large objects.
@@ -136,6 +158,8 @@ impl<O: OsMem> MHeap<O> {
             mapped_bytes: c.mapped.load(Relaxed),
             released_bytes: c.released.load(Relaxed),
             free_bytes: c.free.load(Relaxed),
+            held_bytes: self.held_bytes(),
+            huge_page_bytes: 0,
             metadata_bytes: self.metadata_bytes(),
             large_bytes: c.large_live.load(Relaxed),
             large_allocs: c.large_allocs.load(Relaxed),
@@ -145,14 +169,26 @@ impl<O: OsMem> MHeap<O> {
     }
 }
 
+impl<O: OsMem> MHeap<O> {
+    /// [`MHeap::stats`] with the huge-page coverage read from /proc.
+    pub fn stats_with_huge_pages(&self) -> Stats {
+        let mut st = self.stats();
+        st.huge_page_bytes = self.huge_page_bytes().unwrap_or(0);
+        st
+    }
+}
+
 impl Stats {
     /// The heap-wide figures, as (name, bytes-or-count) pairs, in report order.
-    fn totals(&self) -> [(&'static str, u64); 10] {
+    fn totals(&self) -> [(&'static str, u64); 13] {
         [
             ("live_bytes", self.live_bytes as u64),
             ("thread_cache_bytes", self.thread_cache_bytes as u64),
             ("span_bytes_in_use", self.span_bytes_in_use as u64),
             ("mapped_bytes", self.mapped_bytes as u64),
+            ("committed_bytes", self.mapped_bytes as u64),
+            ("held_bytes", self.held_bytes as u64),
+            ("huge_page_bytes", self.huge_page_bytes as u64),
             ("free_bytes", self.free_bytes as u64),
             ("released_bytes", self.released_bytes as u64),
             ("metadata_bytes", self.metadata_bytes as u64),
@@ -179,14 +215,22 @@ impl Stats {
         }
         writeln!(
             w,
-            "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7}",
-            "class", "size", "allocs", "frees", "live", "cached", "spans"
+            "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7} {:>14} {:>6}",
+            "class", "size", "allocs", "frees", "live", "cached", "spans", "bytes_in_use", "util%"
         )?;
         for (i, c) in self.used_classes() {
             writeln!(
                 w,
-                "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7}",
-                i, c.object_size, c.allocs, c.frees, c.live_objects, c.cached_objects, c.spans
+                "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7} {:>14} {:>6}",
+                i,
+                c.object_size,
+                c.allocs,
+                c.frees,
+                c.live_objects,
+                c.cached_objects,
+                c.spans,
+                c.bytes_in_use(),
+                c.utilisation_percent(i)
             )?;
         }
         Ok(())
@@ -211,8 +255,15 @@ impl Stats {
             }
             write!(
                 w,
-                "{{\"class\":{i},\"size\":{},\"allocs\":{},\"frees\":{},\"live\":{},\"cached\":{},\"spans\":{}}}",
-                c.object_size, c.allocs, c.frees, c.live_objects, c.cached_objects, c.spans
+                "{{\"class\":{i},\"size\":{},\"allocs\":{},\"frees\":{},\"live\":{},\"cached\":{},\"spans\":{},\"bytes_in_use\":{},\"utilisation_percent\":{}}}",
+                c.object_size,
+                c.allocs,
+                c.frees,
+                c.live_objects,
+                c.cached_objects,
+                c.spans,
+                c.bytes_in_use(),
+                c.utilisation_percent(i)
             )?;
         }
         write!(w, "]}}")
@@ -240,6 +291,8 @@ mod tests {
             mapped_bytes: 64 << 20,
             released_bytes: 0,
             free_bytes: 0,
+            held_bytes: 0,
+            huge_page_bytes: 0,
             metadata_bytes: 1 << 20,
             large_bytes: 0,
             large_allocs: 0,
@@ -260,7 +313,7 @@ mod tests {
             .collect();
         assert_eq!(rows.len(), 1, "{s}");
         let cols: Vec<_> = rows[0].split_whitespace().collect();
-        assert_eq!(cols, ["3", "24", "10", "4", "6", "2", "1"]);
+        assert_eq!(cols, ["3", "24", "10", "4", "6", "2", "1", "144", "1"]);
     }
 
     #[test]

@@ -76,3 +76,67 @@ fn dump_spans_tile_the_regions_and_match_the_stats() {
         .any(|s| s["state"] == "large" && s["pages"].as_u64().unwrap() * page >= 5 << 20));
     drop((held, big));
 }
+
+/// Runs this binary's dump test again with `var=value` and returns its stderr.
+fn rerun_with(var: &str, value: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "dump_spans_tile_the_regions_and_match_the_stats",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(var, value)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_exit_report_is_printed_in_both_forms() {
+    let text = rerun_with("SPANALLOC_STATS", "1");
+    let report = &text[text
+        .find("spanalloc statistics")
+        .expect("a text report at exit")..];
+    for field in [
+        "live_bytes",
+        "mapped_bytes",
+        "held_bytes",
+        "released_bytes",
+        "thread_cache_bytes",
+        "huge_page_bytes",
+    ] {
+        assert!(report.contains(field), "{field} missing:\n{report}");
+    }
+    let header = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("class"))
+        .expect("a class table");
+    assert_eq!(header.split_whitespace().count(), 9);
+    let rows: Vec<_> = report
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("class"))
+        .skip(1)
+        .collect();
+    assert!(rows.len() > 3);
+    for r in &rows {
+        let cols: Vec<u64> = r
+            .split_whitespace()
+            .map(|c| c.parse().expect("numeric column"))
+            .collect();
+        assert_eq!(cols.len(), 9, "{r}");
+        assert!(cols[8] <= 100, "utilisation over 100%: {r}");
+        assert!(cols[2] >= cols[3], "more frees than allocations: {r}");
+    }
+
+    let json = rerun_with("SPANALLOC_STATS", "json");
+    let line = json
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON report at exit");
+    let v: serde_json::Value = serde_json::from_str(line).expect("the JSON report parses");
+    assert!(v["mapped_bytes"].as_u64().unwrap() > 0);
+    let classes = v["classes"].as_array().unwrap();
+    assert!(classes.iter().any(|c| c["allocs"].as_u64().unwrap() >= 300));
+}

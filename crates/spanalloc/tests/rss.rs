@@ -43,7 +43,10 @@ fn run_child(case: &str) -> String {
         stdout.contains(&format!("RSS_CHILD_OK {case}")),
         "{stdout}\n{stderr}"
     );
-    for line in stdout.lines().filter_map(|l| l.find("rss:").map(|i| &l[i..])) {
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find("rss:").map(|i| &l[i..]))
+    {
         println!("{line}");
     }
     stdout

@@ -278,3 +278,94 @@ pub mod thread_exit_hook {
         unsafe { libc::pthread_setspecific(key, value) == 0 }
     }
 }
+
+/// Sums the `AnonHugePages` of the mappings in `/proc/self/smaps` for which
+/// `wanted(start, end)` is true, in bytes, reading through a stack buffer
+/// (no allocation). None if the file cannot be read.
+pub fn smaps_anon_huge_bytes(mut wanted: impl FnMut(usize, usize) -> bool) -> Option<usize> {
+    let _errno = ErrnoGuard::save();
+    // SAFETY: the path is NUL-terminated.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/smaps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    let mut total = 0usize;
+    let mut counting = false;
+    loop {
+        // SAFETY: buf[len..] is ours to fill.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+        let mut done = 0;
+        while let Some(nl) = buf[done..len].iter().position(|&b| b == b'\n') {
+            let line = &buf[done..done + nl];
+            done += nl + 1;
+            if let Some((start, end)) = parse_range(line) {
+                counting = wanted(start, end);
+            } else if counting && line.starts_with(b"AnonHugePages:") {
+                let kb = line
+                    .iter()
+                    .filter(|b| b.is_ascii_digit())
+                    .fold(0usize, |n, &d| n * 10 + (d - b'0') as usize);
+                total += kb * 1024;
+            }
+        }
+        buf.copy_within(done..len, 0);
+        len -= done;
+        if len == buf.len() {
+            len = 0; // a line longer than the buffer: skip it
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    Some(total)
+}
+
+/// The address range of a maps/smaps header line (`start-end perms ...`).
+fn parse_range(line: &[u8]) -> Option<(usize, usize)> {
+    let hex = |s: &[u8]| -> Option<usize> {
+        if s.is_empty() || s.len() > 16 {
+            return None;
+        }
+        s.iter().try_fold(0usize, |n, &c| {
+            Some(n * 16 + (c as char).to_digit(16)? as usize)
+        })
+    };
+    let dash = line.iter().position(|&b| b == b'-')?;
+    let space = line.iter().position(|&b| b == b' ')?;
+    if space < dash {
+        return None;
+    }
+    Some((hex(&line[..dash])?, hex(&line[dash + 1..space])?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_map_header_lines_only() {
+        assert_eq!(
+            parse_range(b"7f00a000-7f00b000 rw-p 00000000 00:00 0"),
+            Some((0x7f00a000, 0x7f00b000))
+        );
+        assert_eq!(parse_range(b"AnonHugePages:      2048 kB"), None);
+        assert_eq!(parse_range(b"Rss:                  4 kB"), None);
+    }
+
+    #[test]
+    fn reads_smaps_of_this_process() {
+        // Every mapping: the sum is whatever the system has, but it is read.
+        assert!(smaps_anon_huge_bytes(|_, _| true).is_some());
+        assert_eq!(smaps_anon_huge_bytes(|_, _| false), Some(0));
+    }
+}
