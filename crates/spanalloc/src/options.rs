@@ -116,10 +116,10 @@ static STATE: AtomicU8 = AtomicU8::new(UNREAD);
 
 /// The value of an environment variable, without allocating.
 fn env(name: &CStr) -> Option<&'static CStr> {
-    // SAFETY: getenv takes a NUL-terminated name and returns null or a
-    // pointer into the environment, valid while nobody calls setenv (a
-    // program that changes its environment concurrently is racing with
-    // every libc call that reads it).
+    // A program that calls setenv concurrently races with every libc call
+    // that reads the environment; we assume, as libc does, that it does not.
+    // SAFETY: name is NUL-terminated; getenv returns null or an entry of the
+    // environment, which stays valid while nobody calls setenv.
     let v = unsafe { libc::getenv(name.as_ptr()) };
     // SAFETY: a non-null result is a NUL-terminated string that lives as
     // long as the environment entry.

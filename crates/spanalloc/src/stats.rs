@@ -77,7 +77,36 @@ pub struct ClassStats {
     pub spans: usize,
 }
 
+/// The per-class columns of the report (JSON uses the same names), with
+/// their widths in the text table.
+const CLASS_COLUMNS: [(&str, usize); 9] = [
+    ("class", 5),
+    ("size", 8),
+    ("allocs", 14),
+    ("frees", 14),
+    ("live", 12),
+    ("cached", 10),
+    ("spans", 7),
+    ("bytes_in_use", 14),
+    ("util%", 6),
+];
+
 impl ClassStats {
+    /// The values of [`CLASS_COLUMNS`] for class `class`.
+    fn fields(&self, class: usize) -> [u64; 9] {
+        [
+            class as u64,
+            self.object_size as u64,
+            self.allocs,
+            self.frees,
+            self.live_objects,
+            self.cached_objects,
+            self.spans as u64,
+            self.bytes_in_use(),
+            self.utilisation_percent(class),
+        ]
+    }
+
     /// Bytes in objects the program holds.
     pub fn bytes_in_use(&self) -> u64 {
         self.live_objects * self.object_size as u64
@@ -213,25 +242,15 @@ impl Stats {
         for (name, v) in self.totals() {
             writeln!(w, "  {name:<20} {v:>16}")?;
         }
-        writeln!(
-            w,
-            "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7} {:>14} {:>6}",
-            "class", "size", "allocs", "frees", "live", "cached", "spans", "bytes_in_use", "util%"
-        )?;
+        for (name, width) in CLASS_COLUMNS {
+            write!(w, "{name:>width$} ")?;
+        }
+        writeln!(w)?;
         for (i, c) in self.used_classes() {
-            writeln!(
-                w,
-                "{:>5} {:>8} {:>14} {:>14} {:>12} {:>10} {:>7} {:>14} {:>6}",
-                i,
-                c.object_size,
-                c.allocs,
-                c.frees,
-                c.live_objects,
-                c.cached_objects,
-                c.spans,
-                c.bytes_in_use(),
-                c.utilisation_percent(i)
-            )?;
+            for ((_, width), v) in CLASS_COLUMNS.iter().zip(c.fields(i)) {
+                write!(w, "{v:>width$} ")?;
+            }
+            writeln!(w)?;
         }
         Ok(())
     }
@@ -253,18 +272,12 @@ impl Stats {
             if n > 0 {
                 write!(w, ",")?;
             }
-            write!(
-                w,
-                "{{\"class\":{i},\"size\":{},\"allocs\":{},\"frees\":{},\"live\":{},\"cached\":{},\"spans\":{},\"bytes_in_use\":{},\"utilisation_percent\":{}}}",
-                c.object_size,
-                c.allocs,
-                c.frees,
-                c.live_objects,
-                c.cached_objects,
-                c.spans,
-                c.bytes_in_use(),
-                c.utilisation_percent(i)
-            )?;
+            write!(w, "{{")?;
+            for (k, ((name, _), v)) in CLASS_COLUMNS.iter().zip(c.fields(i)).enumerate() {
+                let sep = if k > 0 { "," } else { "" };
+                write!(w, "{sep}\"{name}\":{v}")?;
+            }
+            write!(w, "}}")?;
         }
         write!(w, "]}}")
     }
