@@ -194,7 +194,7 @@ impl MCache {
         if n == 0 {
             return null_mut();
         }
-        heap.counters.class_cached[class].fetch_add(n as i64 - 1, Relaxed);
+        heap.counters.class_out[class].fetch_add(n as i64, Relaxed);
         // SAFETY: the batch is a null-terminated list of n >= 1 free objects, now ours.
         l.head.set(unsafe { (*head).next });
         l.count.set(n as u32 - 1);
@@ -220,7 +220,7 @@ impl MCache {
             unsafe { self.flush(heap, class, class_batch(class)) };
             if heap.process_heap {
                 // No lock is held here: a good place to start the scavenger.
-                crate::scavenger::maybe_start();
+                crate::scavenger::on_memory_freed();
             }
         }
         // SAFETY: forwarded from the caller; there is room now.
@@ -245,7 +245,7 @@ impl MCache {
             (*last).next = null_mut();
         }
         l.count.set(l.count.get() - n as u32);
-        heap.counters.class_cached[class].fetch_sub(n as i64, Relaxed);
+        heap.counters.class_out[class].fetch_sub(n as i64, Relaxed);
         // SAFETY: the n objects were free objects of this class in our cache.
         unsafe { heap.central[class].put_batch(heap, class, first, n) };
     }
@@ -347,6 +347,7 @@ fn alloc_direct<O: OsMem>(heap: &MHeap<O>, class: usize, checked: bool) -> *mut 
     let (p, n) = heap.central[class].get_batch(heap, class, 1);
     if n == 1 {
         heap.counters.class_nmalloc[class].fetch_add(1, Relaxed);
+        heap.counters.class_out[class].fetch_add(1, Relaxed);
         if checked {
             heap.central[class].check_span_of(heap, class, p.cast());
         }
@@ -373,6 +374,7 @@ unsafe fn free_direct<O: OsMem>(heap: &MHeap<O>, class: usize, p: *mut u8, check
         heap.central[class].put_batch(heap, class, obj, 1);
     }
     heap.counters.class_nfree[class].fetch_add(1, Relaxed);
+    heap.counters.class_out[class].fetch_sub(1, Relaxed);
 }
 
 /// Flushes a cache into the heap it was activated with.

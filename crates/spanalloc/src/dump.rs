@@ -6,14 +6,17 @@
 //!  "stats":{...the statistics report...},
 //!  "regions":[{"base":ADDR,"bytes":N},...],
 //!  "spans":[{"start":ADDR,"pages":N,"state":"small"|"large"|"free","class":C,
-//!            "object_size":S,"objects":N,"allocated":N,"released":BOOL},...]}
+//!            "object_size":S,"objects":N,"allocated":N,"released":BOOL,
+//!            "released_pages":N},...]}
 //! ```
 //!
 //! Spans are in address order and cover every region. For free spans the
 //! class, object size, objects and allocated count are 0; a large span has
 //! class 0, one object of its page-rounded size, allocated 1. `allocated` of
 //! a small span counts objects handed out (to the program or to thread
-//! caches). Written at exit when `SPANALLOC_DUMP=PATH` is set, or on demand
+//! caches). `released_pages` counts the pages of a free span not backed by
+//! memory (returned to the OS, or never used); `released` is true when that
+//! is all of them. Written at exit when `SPANALLOC_DUMP=PATH` is set, or on demand
 //! with [`crate::dump_heap`].
 
 use crate::pagemap::PageMap;
@@ -58,15 +61,21 @@ pub(crate) fn write_regions_and_spans<'a>(
                 SpanState::Large => ("large", 0, sp.bytes(), 1, 1),
                 _ => ("free", 0, 0, 0, 0),
             };
+            let mut released_pages = 0;
+            if sp.state == SpanState::Free {
+                let mut unreleased = 0;
+                // SAFETY: the span's pages are in the pagemap; all locks are held.
+                unsafe { pagemap.for_each_unreleased(sp.start, sp.npages, |_, n| unreleased += n) };
+                released_pages = sp.npages - unreleased;
+            }
             let sep = if first { "" } else { "," };
             first = false;
             write!(
                 w,
-                "{sep}{{\"start\":{},\"pages\":{},\"state\":\"{state}\",\"class\":{class},\"object_size\":{size},\"objects\":{objects},\"allocated\":{allocated},\"released\":{}}}",
+                "{sep}{{\"start\":{},\"pages\":{},\"state\":\"{state}\",\"class\":{class},\"object_size\":{size},\"objects\":{objects},\"allocated\":{allocated},\"released\":{},\"released_pages\":{released_pages}}}",
                 sp.start,
                 sp.npages,
-                // SAFETY: the span's pages are in the pagemap; all locks are held.
-                sp.state == SpanState::Free && unsafe { pagemap.all_released(sp.start, sp.npages) }
+                sp.state == SpanState::Free && released_pages == sp.npages
             )?;
             page += sp.npages << PAGE_SHIFT;
         }

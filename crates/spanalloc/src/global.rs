@@ -89,7 +89,7 @@ unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
         None => {
             // SAFETY: p is a live large object (caller).
             unsafe { HEAP.free_large(p) };
-            crate::scavenger::maybe_start();
+            crate::scavenger::on_memory_freed();
         }
     }
 }

@@ -46,7 +46,8 @@ struct ArenaPages {
 pub struct PageMap {
     root: AtomicPtr<Root>,
     /// Bytes of metadata obtained from the OS for the map.
-    os_bytes: core::sync::atomic::AtomicUsize,
+    /// Bytes of arena nodes taken from the OS.
+    node_bytes: core::sync::atomic::AtomicUsize,
 }
 
 impl PageMap {
@@ -54,7 +55,7 @@ impl PageMap {
     pub const fn new() -> Self {
         PageMap {
             root: AtomicPtr::new(null_mut()),
-            os_bytes: core::sync::atomic::AtomicUsize::new(0),
+            node_bytes: core::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -80,9 +81,13 @@ impl PageMap {
         }
     }
 
-    /// Bytes of address space the map has taken from the OS.
+    /// Bytes of metadata the map may have resident: its arena nodes, and of
+    /// the 32 MiB top level only the pages its slots in use can have
+    /// touched (one 4 KiB page per node at most; the rest is address space
+    /// that is never touched).
     pub fn os_bytes(&self) -> usize {
-        self.os_bytes.load(Ordering::Relaxed)
+        let nodes = self.node_bytes.load(Ordering::Relaxed) / core::mem::size_of::<ArenaPages>();
+        nodes * (core::mem::size_of::<ArenaPages>() + 4096)
     }
 
     /// Makes sure every arena in `[base, base + size)` has a node. Returns
@@ -98,7 +103,7 @@ impl PageMap {
             if root.is_null() {
                 return false;
             }
-            self.os_bytes
+            self.node_bytes
                 .fetch_add(core::mem::size_of::<Root>(), Ordering::Relaxed);
             self.root.store(root, Ordering::Release);
         }
@@ -112,7 +117,7 @@ impl PageMap {
                 if node.is_null() {
                     return false;
                 }
-                self.os_bytes
+                self.node_bytes
                     .fetch_add(core::mem::size_of::<ArenaPages>(), Ordering::Relaxed);
                 slot.store(node, Ordering::Release);
             }

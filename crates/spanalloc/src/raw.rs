@@ -66,7 +66,7 @@ pub unsafe fn free(p: *mut u8) -> Result<(), PointerError> {
     if state == SpanState::Large {
         // SAFETY: p is a live large object.
         unsafe { HEAP.free_large(p) };
-        crate::scavenger::maybe_start();
+        crate::scavenger::on_memory_freed();
         return Ok(());
     }
     with_cache(|c| {
@@ -153,14 +153,24 @@ pub fn fork_child() {
     crate::scavenger::forget_after_fork();
 }
 
-/// Registers the at-exit report the options ask for (`SPANALLOC_STATS`,
-/// `SPANALLOC_DUMP`), once per process; the core prints it. Returns false:
-/// the caller has no handler of its own to install. (The first thread
-/// cache to activate also registers it; calling this early, from a library
-/// constructor, only makes sure of it.)
-pub fn stats_at_exit() -> bool {
+/// Settings for the C library, called from its constructor: the
+/// background scavenger thread stays off unless `SPANALLOC_SCAVENGER=1` asks
+/// for it (a C program should not gain a thread it did not ask for; the
+/// scavenger then runs inline, see scavenger.rs).
+pub fn c_library_defaults() {
+    // SAFETY: getenv with a NUL-terminated name; only the null test is used.
+    let asked = unsafe { !libc::getenv(c"SPANALLOC_SCAVENGER".as_ptr()).is_null() };
+    if !asked {
+        options::set_scavenger(false);
+    }
+}
+
+/// Registers, once per process, the at-exit report the options ask for
+/// (`SPANALLOC_STATS`, `SPANALLOC_DUMP`); the core prints it. The first
+/// thread cache to activate registers it too; calling this from a library
+/// constructor only makes sure of it early.
+pub fn register_exit_report() {
     global::register_exit_report();
-    false
 }
 
 /// Writes the statistics report to `fd` (JSON if `SPANALLOC_STATS=json`),

@@ -20,9 +20,14 @@
 //!
 //! Where the work happens: a background thread ([`start`]), started only
 //! once the heap retains enough free memory to be worth returning, so short
-//! programs never get one. Each tick it also drains the central transfer
-//! slots, whose parked objects would otherwise keep their spans (and pages)
-//! from coming back to the heap. `release_memory()` returns everything at
+//! programs never get one; it blocks every signal. Each tick it also drains
+//! the central transfer slots, whose parked objects would otherwise keep
+//! their spans (and pages) from coming back to the heap. With the thread
+//! switched off (`SPANALLOC_SCAVENGER=0`, the C library's default: a C
+//! program that gains a thread it did not ask for can no longer, say,
+//! `unshare(CLONE_NEWUSER)`), the same pass runs inline on the slow paths
+//! that free memory, at most once per tick; an idle program then keeps its
+//! free pages until it next frees. `release_memory()` returns everything at
 //! once; near the soft memory limit the heap returns every free page before
 //! it uses more (heap.rs).
 
@@ -31,7 +36,7 @@ use crate::heap::MHeap;
 use crate::options;
 use crate::os::{linux::thp_mode, linux::ThpMode, sleep_ms, OsMem};
 use crate::sizeclass::PAGE_SHIFT;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A transparent huge page.
 pub const HUGE_PAGE: usize = 2 << 20;
@@ -119,42 +124,81 @@ impl<O: OsMem> MHeap<O> {
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// When the last inline pass ran (the OS layer's clock, ms).
+static LAST_INLINE_PASS: AtomicU64 = AtomicU64::new(0);
 
-/// Starts the background scavenger of the process's heap if it is wanted
-/// and not running: enough retained memory (or the memory limit passed), and
-/// the option on. Called from slow paths that hold no allocator lock (it
-/// creates a thread, which allocates).
-pub(crate) fn maybe_start() {
+/// Called from slow paths that hold no allocator lock, after memory went
+/// back to the heap. Starts the background scavenger of the process's heap
+/// if it is wanted and not running (enough retained memory, or the memory
+/// limit passed, and the option on); without the thread (option off, as in
+/// the C library by default), runs a scavenger pass here instead, at most
+/// once per tick.
+pub(crate) fn on_memory_freed() {
     if STARTED.load(Ordering::Relaxed) {
         return;
     }
     if HEAP.retained_bytes() < START_BYTES && !HEAP.over_limit() {
         return;
     }
-    if !options::get().scavenger || STARTED.swap(true, Ordering::AcqRel) {
+    let p = Policy::from_options();
+    if options::get().scavenger {
+        if !STARTED.swap(true, Ordering::AcqRel) {
+            start();
+        }
         return;
     }
-    start();
+    let now = HEAP.os().now_ms();
+    let last = LAST_INLINE_PASS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < tick_ms(p) {
+        return;
+    }
+    if LAST_INLINE_PASS
+        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        pass(p);
+    }
 }
 
-/// Creates the scavenger thread (detached).
+/// Time between passes.
+fn tick_ms(p: Policy) -> u64 {
+    if HEAP.over_limit() {
+        10
+    } else {
+        (p.decay_ms / 4).clamp(10, 1000)
+    }
+}
+
+/// One pass over the process's heap: drain the transfer slots, then return
+/// what the policy (or the memory limit) says.
+fn pass(p: Policy) {
+    HEAP.drain_transfer_slots();
+    if HEAP.over_limit() {
+        HEAP.release_free_pages();
+    } else {
+        HEAP.scavenge(HEAP.os().now_ms(), p);
+    }
+}
+
+/// Creates the scavenger thread (detached), with every signal blocked.
 fn start() {
     extern "C" fn scavenger_main(_: *mut libc::c_void) -> *mut libc::c_void {
         loop {
-            let p = Policy::from_options();
-            let pressed = HEAP.over_limit();
-            sleep_ms(if pressed {
-                10
-            } else {
-                (p.decay_ms / 4).clamp(10, 1000)
-            });
-            HEAP.drain_transfer_slots();
-            if HEAP.over_limit() {
-                HEAP.release_free_pages();
-            } else {
-                HEAP.scavenge(HEAP.os().now_ms(), p);
-            }
+            sleep_ms(tick_ms(Policy::from_options()));
+            pass(Policy::from_options());
         }
+    }
+    // The thread inherits the creator's signal mask: block everything while
+    // creating it, so that no signal meant for the program (a SIGTERM it
+    // waits for with sigwait, say) is ever delivered to the scavenger.
+    // SAFETY: an all-zero sigset_t is a valid (empty) set.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `all` and `old` are valid sigsets owned here.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
     let mut tid: libc::pthread_t = 0;
     // SAFETY: tid is a valid out-pointer; default attributes; the function
@@ -168,6 +212,8 @@ fn start() {
             core::ptr::null_mut(),
         )
     } == 0;
+    // SAFETY: restores the caller's own mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
     if ok {
         // SAFETY: tid is the thread we just created.
         unsafe { libc::pthread_detach(tid) };

@@ -32,8 +32,10 @@ pub struct HeapCounters {
     pub large_frees: AtomicU64,
     /// Spans in use per class.
     pub class_spans: [AtomicUsize; NUM_CLASSES],
-    /// Objects sitting in thread caches per class.
-    pub class_cached: [AtomicI64; NUM_CLASSES],
+    /// Objects per class handed out by the mcentral to thread caches (or,
+    /// for caches that bypass themselves, straight to the program) and not
+    /// given back: live objects plus those sitting free in thread caches.
+    pub class_out: [AtomicI64; NUM_CLASSES],
     /// Allocations per class by threads that have exited (and by threads
     /// past their exit hook).
     pub class_nmalloc: [AtomicU64; NUM_CLASSES],
@@ -53,7 +55,7 @@ impl HeapCounters {
             large_allocs: AtomicU64::new(0),
             large_frees: AtomicU64::new(0),
             class_spans: [const { AtomicUsize::new(0) }; NUM_CLASSES],
-            class_cached: [const { AtomicI64::new(0) }; NUM_CLASSES],
+            class_out: [const { AtomicI64::new(0) }; NUM_CLASSES],
             class_nmalloc: [const { AtomicU64::new(0) }; NUM_CLASSES],
             class_nfree: [const { AtomicU64::new(0) }; NUM_CLASSES],
         }
@@ -175,7 +177,9 @@ impl<O: OsMem> MHeap<O> {
         let mut thread_cache_bytes = 0;
         for (i, cs) in classes.iter_mut().enumerate().skip(1) {
             cs.live_objects = cs.allocs.saturating_sub(cs.frees);
-            cs.cached_objects = c.class_cached[i].load(Relaxed).max(0) as u64;
+            // Handed out by the mcentral but not live: free in a thread cache.
+            let out = c.class_out[i].load(Relaxed).max(0) as u64;
+            cs.cached_objects = out.saturating_sub(cs.live_objects);
             cs.spans = c.class_spans[i].load(Relaxed);
             live_bytes += cs.live_objects as usize * cs.object_size;
             thread_cache_bytes += cs.cached_objects as usize * cs.object_size;

@@ -37,6 +37,11 @@ fn hands_out_distinct_objects_and_stays_bounded() {
         assert_eq!(st.classes[class].allocs, n as u64);
         assert_eq!(st.classes[class].frees, n as u64);
         assert_eq!(st.classes[class].live_objects, 0);
+        assert_eq!(
+            st.classes[class].cached_objects,
+            cache.cached(class) as u64,
+            "the statistics see what the cache holds"
+        );
     }
     heap.check_invariants();
     cache.release_all(heap);
