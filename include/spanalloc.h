@@ -1,0 +1,80 @@
+/* spanalloc.h: spanalloc's own calls, for C and C++ programs that use
+ * libspanalloc (a memory allocator built the way the Go runtime's is).
+ *
+ * libspanalloc replaces malloc, free, calloc, realloc, reallocarray,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size, malloc_trim, malloc_stats, C23's free_sized and
+ * free_aligned_sized, glibc's __libc_* names, and every C++ operator new and
+ * operator delete. Those need no header beyond the usual ones. Two ways in:
+ *
+ *   LD_PRELOAD=/path/to/libspanalloc.so program       (no rebuild)
+ *
+ *   cc prog.o -L/path/to -lspanalloc                  (dynamic link)
+ *
+ *   cc prog.o -Wl,--whole-archive /path/to/libspanalloc.a \
+ *      -Wl,--no-whole-archive -lpthread -ldl -lm       (static link)
+ *
+ * (--whole-archive: every replaced function and the library's constructor
+ * must come from spanalloc; taking malloc from spanalloc and calloc from the
+ * C library would mix two heaps.) The library must be in the process from
+ * its start: loaded later with dlopen, it would be handed blocks that the
+ * C library allocated before, and stop the program.
+ *
+ * Environment:
+ *   SPANALLOC_STATS=1     print the statistics report on stderr at exit
+ *   SPANALLOC_STATS=json  the same, as one line of JSON
+ *   SPANALLOC_CHECK=1     checked mode: every free is verified (double frees
+ *                         and foreign pointers always stop the program);
+ *                         slow, for debugging
+ *
+ * Behaviour to know:
+ *   - free, realloc or operator delete of a pointer spanalloc did not hand
+ *     out stops the program (SIGABRT) with "spanalloc: free(): ..." naming
+ *     the pointer; outside checked mode, only an immediate double free is
+ *     caught.
+ *   - realloc(p, 0) frees p and returns NULL, as glibc does.
+ *   - aligned_alloc and memalign refuse an alignment that is not a power of
+ *     two (NULL, errno EINVAL); glibc rounds it up in memalign (and, before
+ *     2.38, in aligned_alloc).
+ *   - operator new calls the new-handler and throws std::bad_alloc as the
+ *     C++ standard asks; the nothrow forms return NULL at once, without
+ *     calling the new-handler.
+ *
+ * None of the calls below allocates.
+ */
+#ifndef SPANALLOC_H
+#define SPANALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Returns free memory to the operating system now (the calling thread's
+ * cache, the central caches, every free page) and returns the number of
+ * bytes released. The pages stay mapped and are reused without a system
+ * call; malloc_trim(0) does the same and returns whether anything was
+ * released. */
+size_t spanalloc_release_memory(void);
+
+/* Writes the statistics report (a text table, or JSON when
+ * SPANALLOC_STATS=json) to the file descriptor fd: bytes live, cached,
+ * mapped and released, and per size class the allocations, frees, live and
+ * cached objects and spans. Allocates nothing, so it is safe to call from
+ * anywhere the allocator may be called. malloc_stats() writes the same
+ * report to stderr. */
+void spanalloc_print_stats(int fd);
+
+/* The number of bytes usable at p (at least what was asked for), or 0 if p
+ * is not the start of a live block spanalloc handed out: this also answers
+ * "is this block spanalloc's?". Any pointer may be passed; it is looked
+ * up, never read. Unlike malloc_usable_size, it never depends on which
+ * allocator the symbol resolves to. */
+size_t spanalloc_usable_size(const void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPANALLOC_H */

@@ -1,0 +1,14 @@
+//! The `spanalloc-inspect` binary, run as a user would: `elf` against GNU
+//! `size` and `readelf` on a C program compiled here and on the tool itself,
+//! `maps` on this test process, `heap` on a hand-made dump, and bad input of
+//! every kind (a clear message, a non-zero exit, never a panic).
+//!
+//! One binary for all of them (bumpalo's layout) keeps link time down.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod elf;
+mod errors;
+mod heap;
+mod maps;
