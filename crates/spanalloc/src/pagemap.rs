@@ -103,8 +103,6 @@ impl PageMap {
             if root.is_null() {
                 return false;
             }
-            self.node_bytes
-                .fetch_add(core::mem::size_of::<Root>(), Ordering::Relaxed);
             self.root.store(root, Ordering::Release);
         }
         let mut a = base >> ARENA_SHIFT;

@@ -387,3 +387,16 @@ fn freed_aligned_holes_are_reused_without_growing() {
     );
     heap.check_invariants();
 }
+
+#[test]
+fn metadata_counts_what_can_be_resident_not_the_pagemaps_address_space() {
+    let heap = test_heap(budget(1));
+    let (p, _) = heap.alloc_large(1 << 20, 8);
+    let meta = heap.stats().metadata_bytes;
+    // One arena node (64 KiB + its released bits), a page of the top level,
+    // a chunk of span records and one of region records: well under 1 MiB,
+    // although the pagemap reserved 32 MiB of address space.
+    assert!(meta > 64 << 10 && meta < 1 << 20, "metadata_bytes = {meta}");
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+}
