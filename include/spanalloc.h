@@ -73,6 +73,14 @@ void spanalloc_print_stats(int fd);
  * allocator the symbol resolves to. */
 size_t spanalloc_usable_size(const void *p);
 
+/*
+ * Writes the heap dump (every region and span, as JSON: the format that
+ * `spanalloc-inspect heap FILE` reads and draws) to the file at `path`.
+ * Returns 0 on success, -1 if the file cannot be written. Allocates
+ * nothing. SPANALLOC_DUMP=PATH writes the same at exit.
+ */
+int spanalloc_dump_heap(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,3 +24,23 @@ pub extern "C" fn spanalloc_print_stats(fd: c_int) {
 pub extern "C" fn spanalloc_usable_size(p: *const c_void) -> usize {
     raw::usable_size(p.cast()).unwrap_or(0)
 }
+
+/// Writes the heap dump (every region and span, as JSON; the format
+/// `spanalloc-inspect heap` reads) to the file at `path`. Returns 0 on
+/// success, -1 if the file cannot be written. Allocates nothing.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn spanalloc_dump_heap(path: *const core::ffi::c_char) -> c_int {
+    if path.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let path = unsafe { core::ffi::CStr::from_ptr(path) };
+    if spanalloc::dump_heap(path) {
+        0
+    } else {
+        -1
+    }
+}

@@ -11,6 +11,7 @@ use core::alloc::{GlobalAlloc, Layout};
 /// The one heap of the process.
 pub(crate) static HEAP: MHeap<LinuxOs> = MHeap::new(LinuxOs, true);
 
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 thread_local! {
     /// This thread's cache: constant-initialised and without a destructor,
     /// so access is a plain TLS address computation (see cache.rs).
@@ -18,9 +19,72 @@ thread_local! {
 }
 
 /// Runs `f` on this thread's cache.
+#[cfg(not(all(feature = "initial-exec-tls", target_arch = "x86_64")))]
 #[inline(always)]
 pub(crate) fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
     CACHE.with(f)
+}
+
+/// Runs `f` on this thread's cache, reached with the initial-exec TLS model
+/// (see [`ie_tls`]).
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
+    // SAFETY: the pointer is this thread's own zero-filled cache storage,
+    // which is a valid FRESH MCache (all-zero representation, tested) and
+    // lives as long as the thread; MCache is only used through shared
+    // references (its fields are cells and atomics).
+    f(unsafe { &*ie_tls::cache() })
+}
+
+/// The thread cache in a shared library, without `__tls_get_addr`.
+///
+/// Rust's `thread_local!` in a `cdylib` uses the general-dynamic TLS model:
+/// every access calls `__tls_get_addr`, which costs a call on each malloc
+/// and free. Stable Rust cannot choose another model, but assembly can: the
+/// cache's storage is declared here in `.tbss` and reached with the
+/// initial-exec sequence (its offset from the thread pointer is read from
+/// the GOT, which the loader fills once), as glibc and jemalloc do. The
+/// price is theirs too: a library using it cannot be `dlopen`ed late if
+/// the static TLS space is used up; loading it with `LD_PRELOAD` or linking
+/// it is fine. Enabled by the `initial-exec-tls` feature (the C library
+/// crate turns it on); x86_64 only for now.
+#[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
+mod ie_tls {
+    use crate::cache::MCache;
+
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl spanalloc_thread_cache",
+        ".hidden spanalloc_thread_cache",
+        ".type spanalloc_thread_cache,@object",
+        ".size spanalloc_thread_cache, {size}",
+        "spanalloc_thread_cache:",
+        ".zero {size}",
+        ".popsection",
+        size = const core::mem::size_of::<MCache>(),
+    );
+
+    const _: () = assert!(core::mem::align_of::<MCache>() <= 64);
+
+    /// This thread's cache storage.
+    #[inline(always)]
+    pub fn cache() -> *const MCache {
+        let p: *const MCache;
+        // SAFETY: reads the GOT slot holding the symbol's offset from the
+        // thread pointer, and the thread pointer itself (fs:0 holds it on
+        // x86_64 Linux); touches nothing else.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + spanalloc_thread_cache@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(pure, readonly, nostack),
+            );
+        }
+        p
+    }
 }
 
 /// The size class serving `layout` by the fast rule, if it applies:

@@ -68,3 +68,28 @@ fn report_on_demand() {
         out.assert_report(1);
     }
 }
+
+/// `spanalloc_dump_heap(path)` writes the heap dump of the running program:
+/// one JSON object whose spans include the 64 live 1000-byte blocks.
+#[test]
+fn heap_dump_on_demand() {
+    for link in BOTH {
+        let dir = crate::harness::scratch_dir("dump");
+        let path = dir.join("heap.json");
+        let mut cmd = SEMANTICS.command(link, &["dump"]);
+        cmd.env("DUMP_PATH", &path);
+        let out = run(&mut cmd, Duration::from_secs(60));
+        out.assert_success().assert_stdout_has("dump written");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("{\"version\":1,") && text.trim_end().ends_with('}'),
+            "{text}"
+        );
+        let size_1000 = spanalloc::sizeclass::class_for(1000, 16).unwrap();
+        let needle = format!("\"state\":\"small\",\"class\":{size_1000},");
+        assert!(
+            text.contains(&needle),
+            "no span of the 1000-byte class in the dump"
+        );
+    }
+}

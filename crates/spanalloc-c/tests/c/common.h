@@ -17,6 +17,7 @@
 #pragma weak spanalloc_usable_size
 #pragma weak spanalloc_release_memory
 #pragma weak spanalloc_print_stats
+#pragma weak spanalloc_dump_heap
 
 #define CHECK(cond)                                                           \
     do {                                                                      \

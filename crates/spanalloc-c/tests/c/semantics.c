@@ -375,6 +375,21 @@ static void stats(void) {
     free(keep);
 }
 
+/* spanalloc_dump_heap: a heap dump of the live heap, to the path in argv. */
+static void dump(void) {
+    char *held[64];
+    for (int i = 0; i < 64; i++) {
+        held[i] = malloc(1000);
+        memset(held[i], i, 1000);
+    }
+    const char *path = getenv("DUMP_PATH");
+    CHECK(path != NULL);
+    CHECK(spanalloc_dump_heap(path) == 0);
+    CHECK(spanalloc_dump_heap("/nonexistent-dir/x.json") == -1);
+    for (int i = 0; i < 64; i++) free(held[i]);
+    puts("dump written");
+}
+
 static void libc_internal(void) {
     /* The C library's own allocations are spanalloc's too. */
     char *s = strdup("spanalloc");
@@ -483,6 +498,7 @@ static const struct test_case cases[] = {
     {"usable_size", usable_size},
     {"malloc_trim", trim},
     {"stats", stats},
+    {"dump", dump},
     {"libc_internal", libc_internal},
     {"libc_names", libc_names},
     {"sized_frees", sized_frees},

@@ -187,3 +187,28 @@ fn checked_mode_verifies_every_free() {
     heap.check_invariants();
     assert_eq!(heap.stats().span_bytes_in_use, 0);
 }
+
+#[test]
+fn zero_filled_storage_is_a_fresh_cache() {
+    // The C library keeps each thread's cache in zero-filled .tbss storage
+    // (global.rs, ie_tls): all-zero bytes must be a valid FRESH cache.
+    // SAFETY: every field of MCache (cells of raw pointers, integers, an
+    // Option of a fn pointer, atomics) is valid when zeroed.
+    let z: MCache = unsafe { core::mem::zeroed() };
+    assert_eq!(z.state.get(), FRESH);
+    assert_eq!(z.limit_bytes.get(), 0);
+    assert!(z.heap.get().is_null() && z.release.get().is_none());
+    for l in &z.lists {
+        assert!(l.head.get().is_null());
+        assert_eq!((l.count.get(), l.limit.get()), (0, 0));
+        assert_eq!(l.nmalloc.load(Relaxed) + l.nfree.load(Relaxed), 0);
+    }
+    // And it works as one.
+    let heap = test_heap(BUDGET);
+    let p = z.alloc(heap, class_of(40));
+    assert!(!p.is_null());
+    // SAFETY: live, freed once.
+    unsafe { z.free(heap, class_of(40), p) };
+    z.release_all(heap);
+    heap.check_invariants();
+}
