@@ -250,10 +250,10 @@ impl Model {
         }
         self.check_live(i, "before realloc")?;
         let old = self.leak(i);
-        // SAFETY: old.ptr is live, allocated by A with old.layout; new_size is
-        // non-zero and at most 16 MiB, so rounding it up to the alignment
-        // cannot overflow isize. It has left the model, so it is not used
-        // again under the old pointer.
+        // The block has left the model, so it is not used again under the
+        // old pointer; new_size is non-zero and at most 16 MiB.
+        // SAFETY: old.ptr is live, allocated by A with old.layout, and
+        // new_size rounded up to the alignment cannot overflow isize.
         let ptr = unsafe { A.realloc(old.ptr, old.layout, new_size) };
         let layout = Layout::from_size_align(new_size, old.layout.align()).expect("valid layout");
         if ptr.is_null() {
