@@ -30,10 +30,10 @@ pub(crate) fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
 #[cfg(all(feature = "initial-exec-tls", target_arch = "x86_64"))]
 #[inline(always)]
 pub(crate) fn with_cache<R>(f: impl FnOnce(&MCache) -> R) -> R {
-    // SAFETY: the pointer is this thread's own zero-filled cache storage,
-    // which is a valid FRESH MCache (all-zero representation, tested) and
-    // lives as long as the thread; MCache is only used through shared
-    // references (its fields are cells and atomics).
+    // MCache is only used through shared references (its fields are cells
+    // and atomics), so handing out `&MCache` to this thread is sound.
+    // SAFETY: the pointer is this thread's own zero-filled cache storage, a
+    // valid FRESH MCache (tested) that lives as long as the thread.
     f(unsafe { &*ie_tls::cache() })
 }
 
