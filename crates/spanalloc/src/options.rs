@@ -211,29 +211,32 @@ fn read_once() {
     STATE.store(READ, Ordering::Release);
 }
 
+/// Stores a value set from Rust, after the environment has been read (so
+/// that a later first read cannot overwrite it).
+fn set(option: &AtomicU64, value: u64) {
+    get();
+    option.store(value, Ordering::Relaxed);
+}
+
 /// Sets the scavenger's decay time, in milliseconds.
 pub fn set_decay_ms(ms: u64) {
-    get();
-    DECAY_MS.store(ms, Ordering::Relaxed);
+    set(&DECAY_MS, ms);
 }
 
 /// Sets the free memory kept, as a percentage of the memory in use.
 pub fn set_retain_percent(percent: u64) {
-    get();
-    RETAIN_PERCENT.store(percent, Ordering::Relaxed);
+    set(&RETAIN_PERCENT, percent);
 }
 
 /// Sets the soft memory limit in bytes (0: none).
 pub fn set_memory_limit(bytes: u64) {
-    get();
-    MEMORY_LIMIT.store(bytes, Ordering::Relaxed);
+    set(&MEMORY_LIMIT, bytes);
 }
 
 /// Allows or forbids the background scavenger thread (one already running
 /// goes on).
 pub fn set_scavenger(on: bool) {
-    get();
-    SCAVENGER.store(on as u64, Ordering::Relaxed);
+    set(&SCAVENGER, on as u64);
 }
 
 #[cfg(test)]
