@@ -1,7 +1,17 @@
 //! `spanalloc-bench`: spanalloc side by side with the system allocator
-//! (glibc malloc) and mimalloc.
+//! (glibc malloc), mimalloc and jemalloc. Three commands:
 //!
-//! This file is the command line; the rest is split by concern:
+//! - no subcommand: the in-process micro-benchmark of the fast path and of
+//!   batches against spanalloc, glibc and mimalloc, each called through the
+//!   [`GlobalAlloc`] trait from one process;
+//! - `suite`: the whole-process workloads of `spanalloc_workloads` under
+//!   each allocator as the `#[global_allocator]` of its own binary, measured
+//!   from outside (wall and CPU time, peak RSS, page faults), written to
+//!   `bench/results/` as markdown, JSON and SVG charts (see [`suite`]);
+//! - `fastpath`: instructions per alloc + free pair counted with callgrind,
+//!   checked against `bench/fastpath-instructions.txt` (see [`fastpath`]).
+//!
+//! This file is the command line; the micro-benchmark is split by concern:
 //!
 //! - [`workloads`]: the allocation patterns, generic over [`GlobalAlloc`];
 //! - [`allocators`]: the three contenders and the dispatch to a monomorphised
@@ -9,7 +19,8 @@
 //! - [`measure`]: calibration, round-robin alternation and the statistics;
 //! - [`report`]: the markdown tables, the summary and the JSON;
 //! - [`machine`]: the machine facts in the header;
-//! - [`rng`]: the fixed-seed generator behind sizes and free orders.
+//! - [`rng`]: the fixed-seed generator behind sizes and free orders (shared
+//!   with the suite's workloads).
 //!
 //! The program's own memory (its vectors and strings) comes from spanalloc
 //! through `#[global_allocator]`, so a run is also a small smoke test of it as
@@ -21,18 +32,22 @@
 //! [`GlobalAlloc`]: std::alloc::GlobalAlloc
 
 mod allocators;
+mod bins;
+mod fastpath;
 mod machine;
 mod measure;
 mod report;
-mod rng;
+mod suite;
 mod workloads;
+
+use spanalloc_workloads::rng;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::allocators::{Allocator, CallMode};
 use crate::machine::Machine;
@@ -48,12 +63,34 @@ const QUICK_ROUNDS: u32 = 3;
 /// Target length of one measurement with `--quick`, in milliseconds.
 const QUICK_MEASURE_MS: u64 = 2;
 
-/// Benchmark spanalloc against the system allocator and mimalloc.
+/// Benchmark spanalloc against the system allocator, mimalloc and jemalloc.
 ///
-/// Runs each workload on the three allocators alternately, round after round,
+/// Without a subcommand: the in-process micro-benchmark, which runs each
+/// workload on spanalloc, glibc and mimalloc alternately, round after round,
 /// and reports the median time per operation and the ratios between them.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+
+    #[command(flatten)]
+    micro: Args,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run every workload in its own process under each allocator (its
+    /// #[global_allocator]); write bench/results/latest.{md,json} and charts.
+    Suite(suite::SuiteArgs),
+    /// Count the instructions of a 64-byte alloc + sized free with callgrind
+    /// and compare them with bench/fastpath-instructions.txt.
+    Fastpath(fastpath::FastpathArgs),
+}
+
+/// The micro-benchmark's options.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Timed rounds per workload (each runs every allocator once).
     #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(5..))]
@@ -95,7 +132,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Cmd::Suite(args)) => suite::main(args),
+        Some(Cmd::Fastpath(args)) => fastpath::main(args),
+        None => micro(cli.micro),
+    }
+}
+
+/// The in-process micro-benchmark.
+fn micro(args: Args) -> ExitCode {
     let (rounds, measure_ms) = if args.quick {
         (QUICK_ROUNDS, QUICK_MEASURE_MS)
     } else {

@@ -1,0 +1,154 @@
+//! Which allocators the suite compares, and how each one is run.
+//!
+//! A Rust allocator is a build of the workloads with it as the
+//! `#[global_allocator]`: `workloads-NAME`. A C allocator is the build with
+//! the system allocator (Rust's `System` calls `malloc`, `free`, `realloc`,
+//! `calloc` and `posix_memalign`) run with the library in `LD_PRELOAD`, which
+//! puts its `malloc` in place of the C library's. `--c-side` compares
+//! spanalloc's C library (`libspanalloc.so`, from `crates/spanalloc-c`) with
+//! glibc and with Debian's builds of jemalloc, mimalloc and TCMalloc this way.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// The Rust allocators compared by default, spanalloc first.
+pub const RUST: [&str; 4] = ["spanalloc", "system", "mimalloc", "jemalloc"];
+
+/// The C libraries of `--c-side` after spanalloc's and glibc: name, file in
+/// the system's library folder, Debian package.
+const C_LIBRARIES: [(&str, &str, &str); 3] = [
+    ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+    ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+    (
+        "tcmalloc",
+        "libtcmalloc_minimal.so.4",
+        "libtcmalloc-minimal4",
+    ),
+];
+
+/// Where Debian puts shared libraries on this architecture.
+const LIBRARY_DIRS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib",
+];
+
+/// One allocator under comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Contender {
+    /// Its name in the reports.
+    pub name: String,
+    /// The workloads binary to run.
+    pub binary: PathBuf,
+    /// The library to put in `LD_PRELOAD`, for a C allocator.
+    pub preload: Option<PathBuf>,
+}
+
+/// The contenders named by `--allocators`: each `NAME` is the Rust build
+/// `workloads-NAME`, each `NAME=LIB.so` the system build with `LIB.so`
+/// preloaded.
+pub fn from_specs(specs: &[String], bin_dir: &Path) -> Result<Vec<Contender>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let contender = match spec.split_once('=') {
+                None => Contender {
+                    name: spec.clone(),
+                    binary: bin_dir.join(format!("workloads-{spec}")),
+                    preload: None,
+                },
+                Some((name, lib)) => Contender {
+                    name: name.to_owned(),
+                    binary: bin_dir.join("workloads-system"),
+                    preload: Some(PathBuf::from(lib)),
+                },
+            };
+            check(&contender)?;
+            Ok(contender)
+        })
+        .collect()
+}
+
+/// The contenders of `--c-side`: `libspanalloc.so` from `bin_dir`, glibc,
+/// and the Debian libraries that are installed (a missing one is reported
+/// and left out).
+pub fn c_side(bin_dir: &Path) -> Result<Vec<Contender>, String> {
+    // The children get LD_PRELOAD as an absolute path, wherever they run.
+    let bin_dir =
+        std::fs::canonicalize(bin_dir).map_err(|e| format!("{}: {e}", bin_dir.display()))?;
+    let system = bin_dir.join("workloads-system");
+    let mut all = vec![
+        Contender {
+            name: "spanalloc".to_owned(),
+            binary: system.clone(),
+            preload: Some(bin_dir.join("libspanalloc.so")),
+        },
+        Contender {
+            name: "glibc".to_owned(),
+            binary: system.clone(),
+            preload: None,
+        },
+    ];
+    for (name, file, package) in C_LIBRARIES {
+        match LIBRARY_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(file))
+            .find(|p| p.exists())
+        {
+            Some(lib) => all.push(Contender {
+                name: name.to_owned(),
+                binary: system.clone(),
+                preload: Some(lib),
+            }),
+            None => {
+                eprintln!("suite: {file} not found, {name} left out (apt-get install {package})")
+            }
+        }
+    }
+    for c in &all {
+        check(c)?;
+    }
+    Ok(all)
+}
+
+/// Fails unless the contender's files exist (the dynamic loader would only
+/// warn about a missing preload and run the C library's malloc instead).
+fn check(c: &Contender) -> Result<(), String> {
+    if !c.binary.exists() {
+        return Err(format!("{}: no {}", c.name, c.binary.display()));
+    }
+    match &c.preload {
+        Some(lib) if !lib.exists() => Err(format!("{}: no {}", c.name, lib.display())),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_rust_builds_and_preloads() {
+        let dir = std::env::temp_dir().join(format!("suite-specs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["workloads-system", "workloads-spanalloc", "lib.so"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let lib = dir.join("lib.so");
+        let specs = ["spanalloc".to_owned(), format!("c={}", lib.display())];
+        let got = from_specs(&specs, &dir).unwrap();
+        assert_eq!(got[0].name, "spanalloc");
+        assert_eq!(got[0].binary, dir.join("workloads-spanalloc"));
+        assert_eq!(got[0].preload, None);
+        assert_eq!(got[1].name, "c");
+        assert_eq!(got[1].binary, dir.join("workloads-system"));
+        assert_eq!(got[1].preload.as_deref(), Some(lib.as_path()));
+
+        let err = from_specs(&["nosuch".to_owned()], &dir).unwrap_err();
+        assert!(err.contains("workloads-nosuch"), "{err}");
+        let err = from_specs(&["c=/nonexistent.so".to_owned()], &dir).unwrap_err();
+        assert!(err.contains("/nonexistent.so"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
