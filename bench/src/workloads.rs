@@ -256,10 +256,9 @@ fn run_batch<A: GlobalAlloc>(
         }
         black_box(&mut *ptrs);
         for &i in free_order {
-            // SAFETY: `ptrs[i]` was allocated with `layouts[i]` in the loop
-            // above, and `free_order` is a permutation of the indices
-            // (invariant of `Pattern::Batch`), so each block is freed exactly
-            // once, with the layout it was allocated with.
+            // `free_order` is a permutation of the indices (invariant of
+            // `Pattern::Batch`), so each block is freed exactly once.
+            // SAFETY: `ptrs[i]` is live, allocated above with `layouts[i]`.
             unsafe { alloc.dealloc(ptrs[i], layouts[i]) };
         }
     }
