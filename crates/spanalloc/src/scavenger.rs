@@ -18,7 +18,7 @@
 //!   run is returned whole: the few live spans left would otherwise pin most
 //!   chunks.
 //!
-//! Where the work happens: a background thread ([`start`]), started only
+//! Where the work happens: a background thread (`start`), started only
 //! once the heap retains enough free memory to be worth returning, so short
 //! programs never get one; it blocks every signal. Each tick it also drains
 //! the central transfer slots, whose parked objects would otherwise keep
