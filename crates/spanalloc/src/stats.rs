@@ -148,7 +148,7 @@ pub struct Stats {
     /// upper bound on the heap's share of RSS).
     pub held_bytes: usize,
     /// Bytes of the heap backed by transparent huge pages; filled in by
-    /// [`Stats::with_huge_pages`] (it reads /proc), 0 otherwise.
+    /// [`MHeap::stats_with_huge_pages`] (it reads /proc), 0 otherwise.
     pub huge_page_bytes: usize,
     /// Bytes of metadata (pagemap, span records) taken from the OS.
     pub metadata_bytes: usize,
