@@ -161,8 +161,8 @@ unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
 /// Allocates zeroed memory: small objects are cleared, large ones only when
 /// their pages may have been used before.
 pub(crate) fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    if small_class(size, align).is_some() {
-        let p = alloc(size, align);
+    if let Some(class) = small_class(size, align) {
+        let p = with_cache(|c| c.alloc(&HEAP, class));
         if !p.is_null() {
             // SAFETY: p is a fresh block of at least `size` bytes.
             unsafe { p.write_bytes(0, size) };

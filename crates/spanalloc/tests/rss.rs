@@ -175,16 +175,12 @@ fn small_objects_then(how: Return) {
             }
         }
     };
-    println!(
-        "rss: start={} peak={} end={} MiB",
-        start / MIB,
-        peak / MIB,
-        end / MIB
-    );
-    assert!(
-        end <= start + 64 * MIB,
-        "RSS stayed {} MiB above the start",
-        (end - start) / MIB
+    report_and_bound(
+        start,
+        peak,
+        end,
+        64 * MIB,
+        "RSS after freeing the small objects",
     );
     spanalloc::check_heap();
 }
@@ -199,6 +195,17 @@ fn large_objects() {
     assert!(peak >= start + 400 * MIB);
     drop(blocks);
     let end = rss();
+    report_and_bound(
+        start,
+        peak,
+        end,
+        16 * MIB,
+        "RSS after freeing the large objects",
+    );
+}
+
+/// Prints the three figures and checks `end` came back within `slack` of `start`.
+fn report_and_bound(start: usize, peak: usize, end: usize, slack: usize, what: &str) {
     println!(
         "rss: start={} peak={} end={} MiB",
         start / MIB,
@@ -206,8 +213,8 @@ fn large_objects() {
         end / MIB
     );
     assert!(
-        end <= start + 16 * MIB,
-        "freed large objects kept {} MiB resident",
+        end <= start + slack,
+        "{what}: {} MiB above the start",
         (end - start) / MIB
     );
 }
