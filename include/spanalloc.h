@@ -40,7 +40,7 @@
  *     C++ standard asks; the nothrow forms return NULL at once, without
  *     calling the new-handler.
  *
- * None of the calls below allocates.
+ * None of the calls below allocates, except spanalloc_profile_write.
  */
 #ifndef SPANALLOC_H
 #define SPANALLOC_H
@@ -80,6 +80,27 @@ size_t spanalloc_usable_size(const void *p);
  * nothing. SPANALLOC_DUMP=PATH writes the same at exit.
  */
 int spanalloc_dump_heap(const char *path);
+
+/*
+ * The sampled heap profiler. Sampling is on when SPANALLOC_PROFILE=PATH
+ * (written at exit), SPANALLOC_PROFILE_RATE=BYTES (mean bytes between
+ * samples, 512K by default) or SPANALLOC_PROFILE_SIGNAL=N is set, or after
+ * spanalloc_profile_set_rate.
+ *
+ * spanalloc_profile_write writes the profile now, as a gzip-compressed
+ * pprof profile.proto (for `go tool pprof` and `spanalloc-inspect profile`)
+ * with sample types alloc_objects, alloc_space, inuse_objects, inuse_space,
+ * peak_objects and peak_space, to the file at `path`. Returns 0 on
+ * success, -1 if sampling was never on or the file cannot be written.
+ * It allocates (naming the frames), so do not call it from a signal
+ * handler: SPANALLOC_PROFILE_SIGNAL does that safely.
+ *
+ * spanalloc_profile_set_rate starts sampling with a mean of `bytes` bytes
+ * between samples, or stops it (0; objects sampled before stay in the
+ * profile until freed).
+ */
+int spanalloc_profile_write(const char *path);
+void spanalloc_profile_set_rate(size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -44,3 +44,32 @@ pub unsafe extern "C" fn spanalloc_dump_heap(path: *const core::ffi::c_char) -> 
         -1
     }
 }
+
+/// Writes the heap profile (gzip-compressed pprof) to the file at `path`.
+/// Returns 0 on success, -1 if the profiler was never on or the file cannot
+/// be written. Allocates.
+///
+/// # Safety
+/// `path` must be a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn spanalloc_profile_write(path: *const core::ffi::c_char) -> c_int {
+    if path.is_null() {
+        return -1;
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let path = unsafe { core::ffi::CStr::from_ptr(path) };
+    let Ok(path) = path.to_str() else {
+        return -1;
+    };
+    match spanalloc::profile::write(path) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+/// Starts sampling allocations with a mean of `bytes` bytes between
+/// samples, or stops it (0).
+#[no_mangle]
+pub extern "C" fn spanalloc_profile_set_rate(bytes: usize) {
+    spanalloc::profile::set_rate(bytes);
+}

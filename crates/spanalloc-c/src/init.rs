@@ -27,6 +27,11 @@ extern "C" fn init() {
     // Registered early, so it runs late, after the program's own atexit
     // handlers have freed what they free.
     raw::register_exit_report();
+    // With SPANALLOC_PROFILE (or _RATE, _SIGNAL): sampling from now on, and
+    // the thread that writes a profile on the signal (started here, where
+    // starting a thread is safe).
+    spanalloc::profile::init_from_options();
+    spanalloc::profile::start_signal_thread();
 }
 
 /// Before `fork`: takes every allocator lock, so the child starts with a

@@ -56,35 +56,59 @@ fn max_limit(class: usize) -> usize {
     (MAX_CLASS_BYTES / class_size(class)).clamp(batch, MAX_BATCHES * batch)
 }
 
-/// The free list of one class, with its counters. 32 bytes: two classes
-/// share a cache line, and a malloc or free touches only this.
+/// The free list of one class, with the sampling countdown. 32 bytes: two
+/// classes share a cache line, and a malloc or free touches only this.
 ///
 /// Invariants: `count` is the length of the list at `head`, and
 /// `count <= limit` (limit 0 in FRESH and DEAD; from one batch up to
-/// `max_limit(class)` when ACTIVE). `head`, `count` and `limit`
-/// are touched only by the owning thread; `nmalloc`/`nfree` are written only
-/// by the owning thread and read by statistics snapshots.
+/// `max_limit(class)` when ACTIVE). While ACTIVE, `sample_left >= 1`: the
+/// allocations of this class left until the next one the heap profiler
+/// samples, the last of them included ([`SAMPLING_OFF`] when it is off).
+/// `sample_target - sample_left` is the number of allocations this list has
+/// served (the countdown doubles as the allocation counter, so the fast path
+/// pays one decrement for both). Every field is touched only by the owning
+/// thread; other threads see the counts through [`ListCounters`].
 #[repr(C)]
 struct CacheList {
     head: Cell<*mut FreeObject>,
     count: Cell<u32>,
     limit: Cell<u32>,
-    nmalloc: AtomicU64,
-    nfree: AtomicU64,
+    sample_left: Cell<u64>,
+    sample_target: Cell<u64>,
 }
 
-/// Adds one to a counter that only this thread writes: a plain load and
-/// store (an `add` to memory on x86_64), not a locked instruction.
-#[inline(always)]
-fn bump(c: &AtomicU64) {
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+/// The countdown of a class while the profiler is off: 2^62 allocations,
+/// which no program reaches.
+pub const SAMPLING_OFF: u64 = 1 << 62;
+
+/// Counters of one class's list that only the slow paths update.
+///
+/// Invariant (the owner's bookkeeping): `count = fetched + frees - allocs -
+/// flushed`, where `allocs` is `sample_target - sample_left` of the list and
+/// `frees` the frees pushed onto it, so `frees` needs no counter on the fast
+/// path. `nmalloc`/`nfree` are those two values as of the owner's last slow
+/// path (or [`MCache::publish_counts`]): what statistics read from other
+/// threads, without a lock.
+struct ListCounters {
+    fetched: Cell<u64>,
+    flushed: Cell<u64>,
+    nmalloc: AtomicU64,
+    nfree: AtomicU64,
 }
 
 /// A thread's cache. See the module documentation for its states.
 #[repr(C)]
 pub struct MCache {
     lists: [CacheList; NUM_CLASSES],
+    counters: [ListCounters; NUM_CLASSES],
     state: Cell<u8>,
+    /// Set while the heap profiler works on this thread: allocations made
+    /// meanwhile are not sampled (the profiler never re-enters itself).
+    in_profiler: Cell<bool>,
+    /// The profiler's epoch the countdowns were drawn for (see profile.rs).
+    profile_epoch: Cell<u64>,
+    /// State of this thread's random number generator (0: not seeded).
+    rng: Cell<u64>,
     /// Sum over classes of `limit * class_size`: the most the cache may hold.
     limit_bytes: Cell<usize>,
     /// The heap this cache feeds from, type-erased for the exit hook.
@@ -116,11 +140,22 @@ impl MCache {
                     head: Cell::new(null_mut()),
                     count: Cell::new(0),
                     limit: Cell::new(0),
+                    sample_left: Cell::new(0),
+                    sample_target: Cell::new(0),
+                }
+            }; NUM_CLASSES],
+            counters: [const {
+                ListCounters {
+                    fetched: Cell::new(0),
+                    flushed: Cell::new(0),
                     nmalloc: AtomicU64::new(0),
                     nfree: AtomicU64::new(0),
                 }
             }; NUM_CLASSES],
             state: Cell::new(FRESH),
+            in_profiler: Cell::new(false),
+            profile_epoch: Cell::new(0),
+            rng: Cell::new(0),
             limit_bytes: Cell::new(0),
             heap: Cell::new(core::ptr::null()),
             release: Cell::new(None),
@@ -131,15 +166,18 @@ impl MCache {
 
     #[inline(always)]
     fn list(&self, class: usize) -> &CacheList {
-        debug_assert!(class > 0 && class < NUM_CLASSES);
+        debug_assert!(class < NUM_CLASSES);
         // SAFETY: callers pass a class from the size-class functions, which
-        // are always in 1..NUM_CLASSES.
+        // are always below NUM_CLASSES (class 0 only to free: its list
+        // never has room, see sizeclass::free_class_of).
         unsafe { self.lists.get_unchecked(class) }
     }
 
     /// Allocates an object of `class`: the fast path. About ten
-    /// instructions when the list is non-empty, with one branch to the slow
-    /// path. Null only if the OS refuses memory.
+    /// instructions when the list is non-empty: the pop, and one decrement
+    /// of the sampling countdown whose flags say whether this allocation is
+    /// the one to sample (the same instruction counts the allocation). Null
+    /// only if the OS refuses memory.
     #[inline(always)]
     pub fn alloc<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
         let l = self.list(class);
@@ -149,8 +187,12 @@ impl MCache {
             // links to the next (invariant).
             l.head.set(unsafe { (*head).next });
             l.count.set(l.count.get() - 1);
-            bump(&l.nmalloc);
-            return head.cast();
+            let left = l.sample_left.get().wrapping_sub(1);
+            l.sample_left.set(left);
+            if left != 0 {
+                return head.cast();
+            }
+            return self.sample_slow(heap, class, head);
         }
         self.alloc_slow(heap, class)
     }
@@ -169,7 +211,6 @@ impl MCache {
             unsafe { (*obj).next = l.head.get() };
             l.head.set(obj);
             l.count.set(count + 1);
-            bump(&l.nfree);
             return;
         }
         // SAFETY: forwarded from the caller.
@@ -185,6 +226,9 @@ impl MCache {
         if self.state.get() != ACTIVE {
             return alloc_direct(heap, class, self.state.get() == CHECKED);
         }
+        if heap.process_heap && self.profile_epoch.get() != crate::profile::epoch() {
+            self.arm_all();
+        }
         let l = self.list(class);
         if !l.head.get().is_null() {
             // Re-entered during activation and refilled meanwhile.
@@ -195,11 +239,131 @@ impl MCache {
             return null_mut();
         }
         heap.counters.class_out[class].fetch_add(n as i64, Relaxed);
+        let k = &self.counters[class];
+        k.fetched.set(k.fetched.get() + n as u64);
         // SAFETY: the batch is a null-terminated list of n >= 1 free objects, now ours.
         l.head.set(unsafe { (*head).next });
         l.count.set(n as u32 - 1);
-        bump(&l.nmalloc);
+        let left = l.sample_left.get() - 1;
+        l.sample_left.set(left);
+        if left == 0 {
+            return self.sample_slow(heap, class, head);
+        }
+        self.publish(class);
         head.cast()
+    }
+
+    /// The countdown of `class` ran out: this allocation (`obj`, already
+    /// popped and counted) is the one the profiler samples. The object goes
+    /// back on the list and a sampled block, with a span of its own and a
+    /// record of the call stack, is handed out instead (see profile.rs).
+    #[cold]
+    #[inline(never)]
+    fn sample_slow<O: OsMem>(
+        &self,
+        heap: &MHeap<O>,
+        class: usize,
+        obj: *mut FreeObject,
+    ) -> *mut u8 {
+        let l = self.list(class);
+        let sampling = heap.process_heap && !self.in_profiler.get();
+        if sampling {
+            // Undo the pop: the object stays cached, uncounted.
+            // SAFETY: obj was the head of our list a moment ago; it is a
+            // free object of this class, ours.
+            unsafe { (*obj).next = l.head.get() };
+            l.head.set(obj);
+            l.count.set(l.count.get() + 1);
+            l.sample_target.set(l.sample_target.get() - 1);
+        }
+        self.arm(class);
+        if sampling {
+            self.in_profiler.set(true);
+            let p = crate::profile::sample_small(class_size(class));
+            self.in_profiler.set(false);
+            if !p.is_null() {
+                self.publish(class);
+                return p;
+            }
+            // No memory for the sampled block: serve the object after all.
+            // SAFETY: obj is the head of our list again (pushed above).
+            l.head.set(unsafe { (*obj).next });
+            l.count.set(l.count.get() - 1);
+            l.sample_target.set(l.sample_target.get() + 1);
+        }
+        self.publish(class);
+        obj.cast()
+    }
+
+    /// Draws the countdown of `class` anew, keeping its allocation count.
+    fn arm(&self, class: usize) {
+        let l = self.list(class);
+        let n = if self.profile_epoch.get() == 0 {
+            SAMPLING_OFF
+        } else {
+            crate::profile::draw_countdown(self.rng(), class_size(class))
+        };
+        let allocs = l.sample_target.get().wrapping_sub(l.sample_left.get());
+        l.sample_target.set(allocs.wrapping_add(n));
+        l.sample_left.set(n);
+    }
+
+    /// Takes the profiler's current rate for every class (at activation,
+    /// and on a slow path after the rate changed).
+    fn arm_all(&self) {
+        self.profile_epoch.set(crate::profile::epoch());
+        for class in 1..NUM_CLASSES {
+            self.arm(class);
+        }
+    }
+
+    /// Takes a new profiler rate now rather than at the next slow path.
+    pub(crate) fn rearm_if_changed(&self) {
+        if self.state.get() == ACTIVE && self.profile_epoch.get() != crate::profile::epoch() {
+            self.arm_all();
+        }
+    }
+
+    /// Marks the profiler at work on this thread, so that allocations made
+    /// meanwhile are not sampled; false if it already was (the caller must
+    /// then leave the profiler alone).
+    pub(crate) fn enter_profiler(&self) -> bool {
+        !self.in_profiler.replace(true)
+    }
+
+    /// Ends what [`MCache::enter_profiler`] began.
+    pub(crate) fn leave_profiler(&self) {
+        self.in_profiler.set(false);
+    }
+
+    /// This thread's random number generator state, seeded on first use.
+    pub(crate) fn rng(&self) -> &Cell<u64> {
+        if self.rng.get() == 0 {
+            self.rng.set(crate::profile::seed());
+        }
+        &self.rng
+    }
+
+    /// Makes the counts of `class` visible to statistics on other threads.
+    #[inline]
+    fn publish(&self, class: usize) {
+        let l = self.list(class);
+        let k = &self.counters[class];
+        let allocs = l.sample_target.get().wrapping_sub(l.sample_left.get());
+        let frees = (l.count.get() as u64)
+            .wrapping_add(allocs)
+            .wrapping_add(k.flushed.get())
+            .wrapping_sub(k.fetched.get());
+        k.nmalloc.store(allocs, Relaxed);
+        k.nfree.store(frees, Relaxed);
+    }
+
+    /// Makes every class's counts visible to statistics on other threads
+    /// (the fast paths count without publishing).
+    pub fn publish_counts(&self) {
+        for class in 1..NUM_CLASSES {
+            self.publish(class);
+        }
     }
 
     /// # Safety
@@ -207,6 +371,10 @@ impl MCache {
     #[cold]
     #[inline(never)]
     unsafe fn free_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
+        if class == 0 {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.free_by_span(heap, p) };
+        }
         if self.state.get() == FRESH {
             self.activate(heap);
         }
@@ -219,11 +387,39 @@ impl MCache {
             // SAFETY: the list holds at least one batch (limit >= batch).
             unsafe { self.flush(heap, class, class_batch(class)) };
             if heap.process_heap {
-                // No lock is held here: a good place to start the scavenger.
+                // No lock is held here: a good place to start the scavenger
+                // (and the profiler's signal thread, if asked for).
                 crate::scavenger::on_memory_freed();
+                crate::profile::start_signal_thread();
             }
         }
         // SAFETY: forwarded from the caller; there is room now.
+        unsafe { self.free(heap, class, p) };
+        self.publish(class);
+    }
+
+    /// A sized free while the heap profiler is on, which sends them all here
+    /// as class 0 (sizeclass::free_class_of): the span says what `p` is, a
+    /// sampled object alone in a Large span or an object of its class.
+    ///
+    /// # Safety
+    /// `p` must be a live object allocated from `heap`, unused from now on.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_by_span<O: OsMem>(&self, heap: &MHeap<O>, p: *mut u8) {
+        let s = heap.object_span(p);
+        if s.is_null() {
+            crate::fault::report_and_abort("free", p, crate::fault::PointerError::NotOurs);
+        }
+        // SAFETY: p is a live object (caller), so s is its live span, whose
+        // state and class stay put while p lives.
+        let (state, class) = unsafe { ((*s).state, (*s).class as usize) };
+        if state == crate::span::SpanState::Large {
+            debug_assert!(heap.process_heap, "class 0 comes only from the global heap");
+            // SAFETY: p is a sampled object alone in its Large span s.
+            return unsafe { crate::global::free_large(p, s) };
+        }
+        // SAFETY: p is a live object of the class its span says.
         unsafe { self.free(heap, class, p) }
     }
 
@@ -245,6 +441,8 @@ impl MCache {
             (*last).next = null_mut();
         }
         l.count.set(l.count.get() - n as u32);
+        let k = &self.counters[class];
+        k.flushed.set(k.flushed.get() + n as u64);
         heap.counters.class_out[class].fetch_sub(n as i64, Relaxed);
         // SAFETY: the n objects were free objects of this class in our cache.
         unsafe { heap.central[class].put_batch(heap, class, first, n) };
@@ -278,6 +476,10 @@ impl MCache {
             bytes += class_batch(class) * class_size(class);
         }
         self.limit_bytes.set(bytes);
+        if heap.process_heap {
+            crate::profile::init_from_options();
+        }
+        self.arm_all();
         self.heap.set(heap as *const MHeap<O> as *const ());
         self.release.set(Some(release_thunk::<O>));
         heap.caches.lock().insert(self);
@@ -307,10 +509,11 @@ impl MCache {
         }
         self.limit_bytes.set(0);
         self.flush_all(heap);
+        self.publish_counts();
         let mut reg = heap.caches.lock();
-        for (class, l) in self.lists.iter().enumerate().skip(1) {
-            heap.counters.class_nmalloc[class].fetch_add(l.nmalloc.swap(0, Relaxed), Relaxed);
-            heap.counters.class_nfree[class].fetch_add(l.nfree.swap(0, Relaxed), Relaxed);
+        for (class, k) in self.counters.iter().enumerate().skip(1) {
+            heap.counters.class_nmalloc[class].fetch_add(k.nmalloc.swap(0, Relaxed), Relaxed);
+            heap.counters.class_nfree[class].fetch_add(k.nfree.swap(0, Relaxed), Relaxed);
         }
         reg.remove(self);
         self.state.set(DEAD);
@@ -452,9 +655,9 @@ impl CacheRegistry {
         while !c.is_null() {
             // SAFETY: registered caches are alive; we read only atomics and links.
             let cache = unsafe { &*c };
-            for (cs, l) in classes.iter_mut().zip(cache.lists.iter()).skip(1) {
-                cs.allocs += l.nmalloc.load(Relaxed);
-                cs.frees += l.nfree.load(Relaxed);
+            for (cs, k) in classes.iter_mut().zip(cache.counters.iter()).skip(1) {
+                cs.allocs += k.nmalloc.load(Relaxed);
+                cs.frees += k.nfree.load(Relaxed);
             }
             c = cache.reg_next.get();
         }

@@ -4,7 +4,10 @@
 use crate::cache::MCache;
 use crate::heap::MHeap;
 use crate::os::LinuxOs;
-use crate::sizeclass::{class_for, class_of, class_size, FAST_ALIGN, MAX_SMALL_SIZE};
+use crate::sizeclass::{
+    class_for, class_of, class_size, free_class_of, FAST_ALIGN, MAX_SMALL_SIZE,
+};
+use crate::span::SpanState;
 use crate::stats::Stats;
 use core::alloc::{GlobalAlloc, Layout};
 
@@ -109,6 +112,13 @@ fn small_class(size: usize, align: usize) -> Option<usize> {
     }
 }
 
+/// Sends every sized free through the thread cache's slow path from now on,
+/// where sampled objects are found (the heap profiler calls this before its
+/// first sample can exist; see sizeclass::free_class_of).
+pub(crate) fn route_sized_frees_out_of_line() {
+    crate::sizeclass::send_sized_frees_to_slow_path();
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two). Null if the
 /// size overflows or the OS refuses memory.
 #[inline(always)]
@@ -124,8 +134,32 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
 fn alloc_other(size: usize, align: usize) -> *mut u8 {
     match class_for(size, align) {
         Some(class) => with_cache(|c| c.alloc(&HEAP, class)),
-        None => HEAP.alloc_large(size, align).0,
+        None => alloc_large(size, align).0,
     }
+}
+
+/// A large object from the mheap, sampled by the heap profiler when its
+/// turn comes; with whether it needs zeroing.
+fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
+    let r = HEAP.alloc_large(size, align);
+    if crate::profile::may_have_samples() {
+        crate::profile::maybe_sample_large(r.0, size);
+    }
+    r
+}
+
+/// Frees a large object (or a sampled small one, alone in its span `s`),
+/// dropping its profiler record first.
+///
+/// # Safety
+/// `p` must be a live object alone in its Large span `s`.
+pub(crate) unsafe fn free_large(p: *mut u8, s: *mut crate::span::MSpan) {
+    // SAFETY: s is the Large span of p, which the caller is freeing.
+    unsafe {
+        crate::profile::on_free(s);
+        HEAP.free_large(p);
+    }
+    crate::scavenger::on_memory_freed();
 }
 
 /// Frees a block given its size and alignment.
@@ -134,8 +168,14 @@ fn alloc_other(size: usize, align: usize) -> *mut u8 {
 /// `p` must be a live block from [`alloc`] with the same `size` and `align`.
 #[inline(always)]
 pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
-    if let Some(class) = fast_class(size, align) {
-        // SAFETY: p is a live object of this class (caller).
+    if size <= MAX_SMALL_SIZE && align <= FAST_ALIGN {
+        // Rounding to the alignment is exact for align <= FAST_ALIGN
+        // (sizeclass.rs proves it); max(1) keeps a zero size aligned. The
+        // class comes from the tables the heap profiler can blank (class 0:
+        // the cache's slow path then asks the span).
+        let class = free_class_of((size.max(1) + align - 1) & !(align - 1));
+        // SAFETY: p is a live object of this size (caller): of this class,
+        // or class 0.
         return with_cache(|c| unsafe { c.free(&HEAP, class, p) });
     }
     // SAFETY: forwarded from the caller.
@@ -147,13 +187,27 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
-    match class_for(size, align) {
-        // SAFETY: p is a live object of this class (caller).
-        Some(class) => with_cache(|c| unsafe { c.free(&HEAP, class, p) }),
+    match small_class(size, align) {
+        Some(class) => {
+            // A sampled small object starts a page and is alone in a Large
+            // span; page-aligned pointers are rare enough to look up.
+            if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE)
+                && crate::profile::may_have_samples()
+            {
+                let s = HEAP.object_span(p);
+                // SAFETY: p is a live object (caller), so s is its live span.
+                if !s.is_null() && unsafe { (*s).state } == SpanState::Large {
+                    // SAFETY: p is a sampled object alone in its Large span.
+                    return unsafe { free_large(p, s) };
+                }
+            }
+            // SAFETY: p is a live object of this class (caller).
+            with_cache(|c| unsafe { c.free(&HEAP, class, p) })
+        }
         None => {
-            // SAFETY: p is a live large object (caller).
-            unsafe { HEAP.free_large(p) };
-            crate::scavenger::on_memory_freed();
+            let s = HEAP.object_span(p);
+            // SAFETY: p is a live large object (caller) and s its span.
+            unsafe { free_large(p, s) }
         }
     }
 }
@@ -169,7 +223,7 @@ pub(crate) fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
         }
         return p;
     }
-    let (p, needzero) = HEAP.alloc_large(size, align);
+    let (p, needzero) = alloc_large(size, align);
     if needzero && !p.is_null() {
         // SAFETY: p is a fresh large block of at least `size` bytes.
         unsafe { p.write_bytes(0, size) };
@@ -229,6 +283,7 @@ pub fn usable_size(p: *const u8) -> Option<usize> {
 
 /// A snapshot of the allocator's statistics. Allocates nothing.
 pub fn stats() -> Stats {
+    with_cache(|c| c.publish_counts());
     HEAP.stats()
 }
 
@@ -298,6 +353,7 @@ pub fn dump_heap(path: &core::ffi::CStr) -> bool {
     if fd < 0 {
         return false;
     }
+    with_cache(|c| c.publish_counts());
     let ok = {
         let mut w = crate::fault::FdWriter::new(fd);
         HEAP.write_dump(&mut w).is_ok()
@@ -317,7 +373,7 @@ static EXIT_REPORT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicB
 pub(crate) fn register_exit_report() {
     use core::sync::atomic::Ordering;
     let o = crate::options::get();
-    if o.stats == crate::options::StatsAtExit::Off && o.dump.is_none() {
+    if o.stats == crate::options::StatsAtExit::Off && o.dump.is_none() && o.profile.is_none() {
         return;
     }
     if EXIT_REPORT.swap(true, Ordering::AcqRel) {
@@ -330,11 +386,13 @@ pub(crate) fn register_exit_report() {
     unsafe { libc::atexit(at_exit) };
 }
 
-/// Prints the statistics report to stderr and writes the heap dump, as the
-/// options ask. Called at exit.
+/// Prints the statistics report to stderr and writes the heap dump and
+/// the heap profile, as the options ask. Called at exit.
 pub fn exit_report() {
+    crate::profile::write_at_exit();
     let o = crate::options::get();
     let mut w = crate::fault::FdWriter::new(2);
+    with_cache(|c| c.publish_counts());
     let st = HEAP.stats_with_huge_pages();
     let _ = match o.stats {
         crate::options::StatsAtExit::Off => Ok(()),

@@ -99,6 +99,7 @@ pub mod heap;
 pub mod options;
 pub mod os;
 pub mod pagemap;
+pub mod profile;
 pub mod raw;
 pub mod scavenger;
 pub mod sizeclass;

@@ -11,9 +11,12 @@
 //! | memory_limit | `SPANALLOC_MEMORY_LIMIT` | `0` (none) | a soft limit on the memory spanalloc holds, in bytes (`K`, `M`, `G` suffixes): near it, every free page is returned at once and central caches are drained. |
 //! | scavenger | `SPANALLOC_SCAVENGER` | `1` | `0`: no background scavenger thread (memory is then returned only by `release_memory()` and under the memory limit). |
 //! | huge_pages | `SPANALLOC_HUGE_PAGES` | `1` | `0`: do not ask for transparent huge pages (`MADV_HUGEPAGE`) when the system is in `madvise` mode. |
+//! | profile | `SPANALLOC_PROFILE` | unset | a path: sample allocations and write the heap profile (pprof) there at exit. |
+//! | profile_rate | `SPANALLOC_PROFILE_RATE` | `512K` | mean bytes allocated between samples of the heap profiler (`K`, `M`, `G` suffixes); setting it turns sampling on; `0`: off. |
+//! | profile_signal | `SPANALLOC_PROFILE_SIGNAL` | `0` (none) | a signal number: each time the process gets it, write the heap profile to `PATH.1`, `PATH.2`, … (sampling on). |
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// How the statistics report is printed at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +48,14 @@ pub struct Options {
     pub scavenger: bool,
     /// Whether to ask for transparent huge pages.
     pub huge_pages: bool,
+    /// Where to write the heap profile at exit (`SPANALLOC_PROFILE`).
+    pub profile: Option<&'static CStr>,
+    /// Mean bytes between heap-profile samples.
+    pub profile_rate: u64,
+    /// Whether the environment set `SPANALLOC_PROFILE_RATE`.
+    pub profile_rate_set: bool,
+    /// The signal that writes a heap profile; 0 for none.
+    pub profile_signal: u64,
 }
 
 /// How an option's text is read.
@@ -75,6 +86,8 @@ pub struct OptionSpec {
     /// What it does.
     pub doc: &'static str,
     value: &'static AtomicU64,
+    /// For a path: where the text itself is kept.
+    path: Option<&'static AtomicPtr<libc::c_char>>,
 }
 
 static CHECK: AtomicU64 = AtomicU64::new(0);
@@ -85,27 +98,39 @@ static RETAIN_PERCENT: AtomicU64 = AtomicU64::new(10);
 static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(0);
 static SCAVENGER: AtomicU64 = AtomicU64::new(1);
 static HUGE_PAGES: AtomicU64 = AtomicU64::new(1);
-/// The dump path (a C string from the environment, or set from Rust).
+static PROFILE: AtomicU64 = AtomicU64::new(0);
+static PROFILE_RATE: AtomicU64 = AtomicU64::new(512 << 10);
+static PROFILE_SIGNAL: AtomicU64 = AtomicU64::new(0);
+/// The paths (C strings from the environment), null when unset.
 static DUMP_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(core::ptr::null_mut());
+static PROFILE_PATH: AtomicPtr<libc::c_char> = AtomicPtr::new(core::ptr::null_mut());
+/// Whether the environment set the profile rate.
+static PROFILE_RATE_SET: AtomicBool = AtomicBool::new(false);
 
 /// Every option, in one table.
-pub static OPTIONS: [OptionSpec; 8] = [
-    OptionSpec { name: "check", env: c"SPANALLOC_CHECK", kind: Kind::Flag, default: 0, value: &CHECK,
+pub static OPTIONS: [OptionSpec; 11] = [
+    OptionSpec { name: "check", env: c"SPANALLOC_CHECK", kind: Kind::Flag, default: 0, value: &CHECK, path: None,
         doc: "1: checked mode: thread caches bypassed, every free verified against its span, span invariants checked on slow paths" },
-    OptionSpec { name: "stats", env: c"SPANALLOC_STATS", kind: Kind::Report, default: 0, value: &STATS,
+    OptionSpec { name: "stats", env: c"SPANALLOC_STATS", kind: Kind::Report, default: 0, value: &STATS, path: None,
         doc: "1: print the statistics report to stderr at exit; json: the same as JSON" },
-    OptionSpec { name: "dump", env: c"SPANALLOC_DUMP", kind: Kind::Path, default: 0, value: &DUMP,
+    OptionSpec { name: "dump", env: c"SPANALLOC_DUMP", kind: Kind::Path, default: 0, value: &DUMP, path: Some(&DUMP_PATH),
         doc: "a path: write the heap dump (every region and span, as JSON) there at exit" },
-    OptionSpec { name: "decay_ms", env: c"SPANALLOC_DECAY_MS", kind: Kind::Number, default: 1000, value: &DECAY_MS,
+    OptionSpec { name: "decay_ms", env: c"SPANALLOC_DECAY_MS", kind: Kind::Number, default: 1000, value: &DECAY_MS, path: None,
         doc: "free pages unused this long are returned to the OS by the scavenger" },
-    OptionSpec { name: "retain_percent", env: c"SPANALLOC_RETAIN_PERCENT", kind: Kind::Number, default: 10, value: &RETAIN_PERCENT,
+    OptionSpec { name: "retain_percent", env: c"SPANALLOC_RETAIN_PERCENT", kind: Kind::Number, default: 10, value: &RETAIN_PERCENT, path: None,
         doc: "free memory kept, as a percentage of the memory in use" },
-    OptionSpec { name: "memory_limit", env: c"SPANALLOC_MEMORY_LIMIT", kind: Kind::Bytes, default: 0, value: &MEMORY_LIMIT,
+    OptionSpec { name: "memory_limit", env: c"SPANALLOC_MEMORY_LIMIT", kind: Kind::Bytes, default: 0, value: &MEMORY_LIMIT, path: None,
         doc: "soft limit on memory held, in bytes (K, M, G suffixes); 0: none" },
-    OptionSpec { name: "scavenger", env: c"SPANALLOC_SCAVENGER", kind: Kind::Flag, default: 1, value: &SCAVENGER,
+    OptionSpec { name: "scavenger", env: c"SPANALLOC_SCAVENGER", kind: Kind::Flag, default: 1, value: &SCAVENGER, path: None,
         doc: "0: no background scavenger thread" },
-    OptionSpec { name: "huge_pages", env: c"SPANALLOC_HUGE_PAGES", kind: Kind::Flag, default: 1, value: &HUGE_PAGES,
+    OptionSpec { name: "huge_pages", env: c"SPANALLOC_HUGE_PAGES", kind: Kind::Flag, default: 1, value: &HUGE_PAGES, path: None,
         doc: "0: do not ask for transparent huge pages (MADV_HUGEPAGE)" },
+    OptionSpec { name: "profile", env: c"SPANALLOC_PROFILE", kind: Kind::Path, default: 0, value: &PROFILE, path: Some(&PROFILE_PATH),
+        doc: "a path: sample allocations and write the heap profile (pprof) there at exit" },
+    OptionSpec { name: "profile_rate", env: c"SPANALLOC_PROFILE_RATE", kind: Kind::Bytes, default: 512 << 10, value: &PROFILE_RATE, path: None,
+        doc: "mean bytes allocated between heap-profile samples (K, M, G suffixes); setting it turns sampling on; 0: off" },
+    OptionSpec { name: "profile_signal", env: c"SPANALLOC_PROFILE_SIGNAL", kind: Kind::Number, default: 0, value: &PROFILE_SIGNAL, path: None,
+        doc: "a signal number: write the heap profile to PATH.1, PATH.2, ... each time the process gets it" },
 ];
 
 const UNREAD: u8 = 0;
@@ -169,7 +194,12 @@ pub fn get() -> Options {
         read_once();
     }
     let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let path = DUMP_PATH.load(Ordering::Relaxed);
+    let path_of = |flag: &AtomicU64, p: &AtomicPtr<libc::c_char>| {
+        let p = p.load(Ordering::Relaxed);
+        // SAFETY: a non-null path is a NUL-terminated string that lives for
+        // the rest of the process (an entry of the environment).
+        (v(flag) == 1 && !p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
+    };
     Options {
         check: v(&CHECK) == 1,
         stats: match v(&STATS) {
@@ -177,14 +207,16 @@ pub fn get() -> Options {
             2 => StatsAtExit::Json,
             _ => StatsAtExit::Off,
         },
-        // SAFETY: a non-null DUMP_PATH is a NUL-terminated string that lives
-        // for the rest of the process (the environment, or a leaked CString).
-        dump: (v(&DUMP) == 1 && !path.is_null()).then(|| unsafe { CStr::from_ptr(path) }),
+        dump: path_of(&DUMP, &DUMP_PATH),
         decay_ms: v(&DECAY_MS),
         retain_percent: v(&RETAIN_PERCENT),
         memory_limit: v(&MEMORY_LIMIT),
         scavenger: v(&SCAVENGER) == 1,
         huge_pages: v(&HUGE_PAGES) == 1,
+        profile: path_of(&PROFILE, &PROFILE_PATH),
+        profile_rate: v(&PROFILE_RATE),
+        profile_rate_set: PROFILE_RATE_SET.load(Ordering::Relaxed),
+        profile_signal: v(&PROFILE_SIGNAL),
     }
 }
 
@@ -202,8 +234,11 @@ fn read_once() {
     for o in &OPTIONS {
         let Some(text) = env(o.env) else { continue };
         if let Some(v) = parse(o.kind, text.to_bytes()) {
-            if o.kind == Kind::Path {
-                DUMP_PATH.store(text.as_ptr().cast_mut(), Ordering::Relaxed);
+            if let Some(path) = o.path {
+                path.store(text.as_ptr().cast_mut(), Ordering::Relaxed);
+            }
+            if core::ptr::eq(o.value, &PROFILE_RATE) {
+                PROFILE_RATE_SET.store(true, Ordering::Relaxed);
             }
             o.value.store(v, Ordering::Relaxed);
         }

@@ -64,9 +64,8 @@ pub unsafe fn free(p: *mut u8) -> Result<(), PointerError> {
     // SAFETY: object_span returned the live span p starts an object of.
     let (state, class) = unsafe { ((*s).state, (*s).class as usize) };
     if state == SpanState::Large {
-        // SAFETY: p is a live large object.
-        unsafe { HEAP.free_large(p) };
-        crate::scavenger::on_memory_freed();
+        // SAFETY: p is a live large (or sampled) object alone in span s.
+        unsafe { global::free_large(p, s) };
         return Ok(());
     }
     with_cache(|c| {
@@ -136,20 +135,27 @@ pub fn release_memory() -> usize {
 
 /// `pthread_atfork` prepare handler: takes every allocator lock.
 pub fn fork_prepare() {
+    crate::profile::fork_lock();
     HEAP.fork_lock_all();
 }
 
 /// `pthread_atfork` parent handler: releases the locks.
 pub fn fork_parent() {
     // SAFETY: fork_prepare took them in this thread.
-    unsafe { HEAP.fork_unlock_all() };
+    unsafe {
+        HEAP.fork_unlock_all();
+        crate::profile::fork_unlock();
+    }
 }
 
 /// `pthread_atfork` child handler: releases the locks the forking thread
 /// took (it is the child's only thread).
 pub fn fork_child() {
     // SAFETY: the forking thread took them in fork_prepare.
-    unsafe { HEAP.fork_unlock_all() };
+    unsafe {
+        HEAP.fork_unlock_all();
+        crate::profile::fork_unlock();
+    }
     crate::scavenger::forget_after_fork();
 }
 
@@ -177,6 +183,7 @@ pub fn register_exit_report() {
 /// without allocating.
 pub fn write_stats(fd: i32) {
     let mut w = FdWriter::new(fd);
+    with_cache(|c| c.publish_counts());
     let st = HEAP.stats_with_huge_pages();
     let _ = if options::get().stats == StatsAtExit::Json {
         st.write_json(&mut w)

@@ -1,6 +1,7 @@
 //! Size classes: mapping a request to its class. See lib.rs for the overview.
 
 pub use crate::sizeclasses::*;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed, Ordering::Release};
 
 /// The largest alignment that needs no search: for every `align <= FAST_ALIGN` (a power of
 /// two) and every size, `class_of(round_up(max(size, 1), align))` already has objects aligned
@@ -28,6 +29,45 @@ pub fn class_of(size: usize) -> usize {
         }
     }
 }
+
+/// [`class_of`] for sized frees, from copies of the two tables that the heap profiler
+/// can blank ([`send_sized_frees_to_slow_path`]): while they are intact the answers are
+/// the same and cost the same loads; blanked, every answer is class 0, whose cache list
+/// never has room, so every sized free leaves the fast path through the branch it already
+/// has (cache.rs then finds the class, and any sampled object, through the span).
+#[inline(always)]
+pub fn free_class_of(size: usize) -> usize {
+    if size <= SMALL_SIZE_MAX {
+        usize::from(FREE_CLASS8[size.div_ceil(SMALL_SIZE_DIV)].load(Relaxed))
+    } else {
+        match FREE_CLASS128.get((size - SMALL_SIZE_MAX).div_ceil(LARGE_SIZE_DIV)) {
+            Some(c) => usize::from(c.load(Relaxed)),
+            None => 0,
+        }
+    }
+}
+
+/// Blanks the tables of [`free_class_of`]: from now on every sized free takes the slow
+/// path. Done once, when the heap profiler is first enabled, before any object is sampled.
+pub fn send_sized_frees_to_slow_path() {
+    for c in FREE_CLASS8.iter().chain(FREE_CLASS128.iter()) {
+        c.store(0, Release);
+    }
+}
+
+/// Atomic copies of a table, for [`free_class_of`].
+const fn atomic_copy<const N: usize>(table: &[u8; N]) -> [AtomicU8; N] {
+    let mut out = [const { AtomicU8::new(0) }; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = AtomicU8::new(table[i]);
+        i += 1;
+    }
+    out
+}
+
+static FREE_CLASS8: [AtomicU8; SIZE_TO_CLASS8.len()] = atomic_copy(&SIZE_TO_CLASS8);
+static FREE_CLASS128: [AtomicU8; SIZE_TO_CLASS128.len()] = atomic_copy(&SIZE_TO_CLASS128);
 
 /// The smallest class whose objects hold `size` bytes and are all aligned to `align`, or
 /// `None` if no class qualifies and the request must be served as a large object.
@@ -133,7 +173,7 @@ mod tests {
         if align > PAGE_SIZE {
             return None;
         }
-        classes().find(|&c| class_size(c) >= size && class_size(c) % align == 0)
+        classes().find(|&c| class_size(c) >= size && class_size(c).is_multiple_of(align))
     }
 
     fn alignments() -> impl Iterator<Item = usize> {
@@ -292,7 +332,7 @@ mod tests {
                     }
                     // No smaller class both fits and is aligned.
                     prop_assert!((1..c)
-                        .all(|d| class_size(d) < size || class_size(d) % align != 0));
+                        .all(|d| class_size(d) < size || !class_size(d).is_multiple_of(align)));
                 }
                 None => prop_assert_eq!(smallest_fitting_aligned(size, align), None),
             }

@@ -48,7 +48,12 @@ pub enum SpanState {
 /// * Small: every page's pagemap entry points to the span, and
 ///   `allocated + |freelist| + (objects past bump) == nelems`; every object
 ///   in `freelist` lies in the span on an object boundary.
-/// * Large: the pagemap entries of the first and last page point to the span.
+/// * Large: the pagemap entries of the first and last page point to the span;
+///   `sample` is the heap profiler's record of the object if it was sampled
+///   (a sampled small object also gets a Large span of its own, see
+///   profile/mod.rs), written by the allocating thread before the object is
+///   handed out and cleared by the freeing thread before the span is
+///   freed. It is null in every other state.
 #[repr(C)]
 pub struct MSpan {
     /// Next span in the list that holds this one (or in the metadata free list).
@@ -81,6 +86,8 @@ pub struct MSpan {
     /// Small: address of the first object never handed out; objects from here
     /// to the end of the last object are untouched.
     pub bump: usize,
+    /// Large: the profiler's record of the object, if it was sampled.
+    pub sample: *mut crate::profile::Sample,
 }
 
 impl MSpan {
@@ -101,6 +108,7 @@ impl MSpan {
             allocated: 0,
             freelist: null_mut(),
             bump: 0,
+            sample: null_mut(),
         }
     }
 
@@ -201,7 +209,7 @@ impl MSpan {
     pub fn is_object_address(&self, addr: usize) -> bool {
         addr >= self.start
             && addr < self.objects_end()
-            && (addr - self.start) % self.elem_size as usize == 0
+            && (addr - self.start).is_multiple_of(self.elem_size as usize)
     }
 
     /// Checks the invariants written on [`MSpan`] (expensive for Small spans:

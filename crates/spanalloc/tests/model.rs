@@ -174,7 +174,7 @@ impl Model {
         if ptr.is_null() {
             return fail(format!("{what}({layout:?}) returned null"));
         }
-        if ptr as usize % layout.align() != 0 {
+        if !(ptr as usize).is_multiple_of(layout.align()) {
             return fail(format!("{what}({layout:?}) returned misaligned {ptr:p}"));
         }
         let (start, end) = (ptr as usize, ptr as usize + layout.size());
@@ -299,7 +299,7 @@ impl Model {
             Op::Dealloc { idx } => self.dealloc(idx)?,
         }
         self.ops_done += 1;
-        if self.ops_done % SWEEP_EVERY == 0 {
+        if self.ops_done.is_multiple_of(SWEEP_EVERY) {
             self.sweep("periodic sweep")?;
         }
         Ok(())

@@ -216,7 +216,7 @@ fn exhaust(size: usize, align: usize) {
         }
         check!(
             limit,
-            p as usize % align == 0,
+            (p as usize).is_multiple_of(align),
             "alloc({layout:?}) = {p:p} misaligned"
         );
         check!(
@@ -277,7 +277,7 @@ fn exhaust(size: usize, align: usize) {
         }
         check!(
             limit,
-            p as usize % align == 0,
+            (p as usize).is_multiple_of(align),
             "re-alloc({layout:?}) = {p:p} misaligned"
         );
         // SAFETY: p is a fresh block of `size` writable bytes.

@@ -67,7 +67,7 @@ fn producer_consumer_cross_thread_frees() {
                         let mut count = 0usize;
                         for block in rx {
                             count += 1;
-                            if count % 7 == 0 {
+                            if count.is_multiple_of(7) {
                                 block.check("consumer, on receipt");
                                 held.push(block);
                             } else {

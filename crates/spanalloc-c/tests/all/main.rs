@@ -13,6 +13,7 @@ mod cxx;
 mod fork;
 mod harness;
 mod misuse;
+mod profile;
 mod real_programs;
 mod stats;
 mod threads;

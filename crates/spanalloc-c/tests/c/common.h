@@ -18,6 +18,8 @@
 #pragma weak spanalloc_release_memory
 #pragma weak spanalloc_print_stats
 #pragma weak spanalloc_dump_heap
+#pragma weak spanalloc_profile_write
+#pragma weak spanalloc_profile_set_rate
 
 #define CHECK(cond)                                                           \
     do {                                                                      \

@@ -33,6 +33,9 @@ fn hands_out_distinct_objects_and_stays_bounded() {
             unsafe { cache.free(heap, class, p) };
             assert!(cache.cached(class) <= max_limit(class));
         }
+        // The fast paths count without publishing; statistics read what
+        // the slow paths (or this) published.
+        cache.publish_counts();
         let st = heap.stats();
         assert_eq!(st.classes[class].allocs, n as u64);
         assert_eq!(st.classes[class].frees, n as u64);
@@ -201,8 +204,13 @@ fn zero_filled_storage_is_a_fresh_cache() {
     for l in &z.lists {
         assert!(l.head.get().is_null());
         assert_eq!((l.count.get(), l.limit.get()), (0, 0));
-        assert_eq!(l.nmalloc.load(Relaxed) + l.nfree.load(Relaxed), 0);
+        assert_eq!((l.sample_left.get(), l.sample_target.get()), (0, 0));
     }
+    for k in &z.counters {
+        assert_eq!(k.nmalloc.load(Relaxed) + k.nfree.load(Relaxed), 0);
+        assert_eq!((k.fetched.get(), k.flushed.get()), (0, 0));
+    }
+    assert!(!z.in_profiler.get() && z.rng.get() == 0 && z.profile_epoch.get() == 0);
     // And it works as one.
     let heap = test_heap(BUDGET);
     let p = z.alloc(heap, class_of(40));

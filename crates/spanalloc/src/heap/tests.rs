@@ -370,7 +370,7 @@ fn freed_aligned_holes_are_reused_without_growing() {
     let blocks: Vec<_> = (0..200).map(|_| heap.alloc_large(size, align).0).collect();
     assert!(blocks
         .iter()
-        .all(|p| !p.is_null() && *p as usize % align == 0));
+        .all(|p| !p.is_null() && (*p as usize).is_multiple_of(align)));
     for p in blocks.iter().step_by(2) {
         // SAFETY: live, freed once.
         unsafe { heap.free_large(*p) };
@@ -379,7 +379,7 @@ fn freed_aligned_holes_are_reused_without_growing() {
     let again: Vec<_> = (0..100).map(|_| heap.alloc_large(size, align).0).collect();
     assert!(again
         .iter()
-        .all(|p| !p.is_null() && *p as usize % align == 0));
+        .all(|p| !p.is_null() && (*p as usize).is_multiple_of(align)));
     assert_eq!(
         heap.stats().mapped_bytes,
         mapped,

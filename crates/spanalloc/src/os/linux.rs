@@ -348,6 +348,41 @@ fn parse_range(line: &[u8]) -> Option<(usize, usize)> {
     Some((hex(&line[..dash])?, hex(&line[dash + 1..space])?))
 }
 
+/// Starts a detached thread running `main(arg)` with every signal blocked,
+/// so that no signal meant for the program (a SIGTERM it waits for with
+/// `sigwait`, say) is ever delivered to it. False if it could not start.
+/// `pthread_create` may allocate: the caller must hold no allocator lock.
+///
+/// # Safety
+/// `main` must be sound to run on another thread with `arg`.
+pub unsafe fn spawn_quiet_thread(
+    main: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> bool {
+    // The thread inherits the creator's signal mask: block everything while
+    // creating it.
+    // SAFETY: an all-zero sigset_t is a valid (empty) set.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `all` and `old` are valid sigsets owned here.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let mut tid: libc::pthread_t = 0;
+    // SAFETY: tid is a valid out-pointer; default attributes; `main` may
+    // run with `arg` on another thread (caller).
+    let ok = unsafe { libc::pthread_create(&mut tid, core::ptr::null(), main, arg) } == 0;
+    // SAFETY: restores the caller's own mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    if ok {
+        // SAFETY: tid is the thread we just created.
+        unsafe { libc::pthread_detach(tid) };
+    }
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -366,7 +366,7 @@ impl fmt::Debug for Block {
 /// Panics unless `ptr` is aligned to `align`.
 fn assert_aligned(ptr: NonNull<u8>, layout: Layout, what: &str) {
     assert!(
-        ptr.as_ptr() as usize % layout.align() == 0,
+        (ptr.as_ptr() as usize).is_multiple_of(layout.align()),
         "{what}({layout:?}) returned {ptr:p}, which is not {}-byte aligned",
         layout.align()
     );
