@@ -6,12 +6,19 @@
 //! runs of 128 pages or more, as TCMalloc's original page heap did. A freed
 //! run is merged at once with free neighbours, found through the pagemap, so
 //! no two free runs ever touch.
+//!
+//! A freed large object is a free run like any other: its pages stay backed
+//! for the next allocation and go back to the OS when the scavenger finds
+//! them unused for the decay time (scavenger.rs), or at once as far as the
+//! heap is over the soft memory limit. Returning them on every free made
+//! each later allocation of those pages fault them all in again.
 
 use crate::cache::CacheRegistry;
 use crate::central::MCentral;
 use crate::fixalloc::FixAlloc;
 use crate::os::OsMem;
 use crate::pagemap::{PageMap, ARENA_SIZE};
+use crate::scavenger::HUGE_PAGE;
 use crate::sizeclass::{class_npages, NUM_CLASSES, PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{MSpan, SpanList, SpanState};
 use crate::stats::HeapCounters;
@@ -25,10 +32,6 @@ const EXACT_LISTS: usize = 128;
 /// Spans of each exact list looked at for an aligned request.
 const ALIGNED_SCAN: usize = 16;
 
-/// Large objects of at least this size return their pages to the OS when
-/// freed.
-pub const RELEASE_LARGE_BYTES: usize = 1 << 20;
-
 /// The smallest growth when a whole arena cannot be had.
 const MIN_GROW: usize = 64 << 10;
 
@@ -36,7 +39,8 @@ const MIN_GROW: usize = 64 << 10;
 ///
 /// Invariants: every Free span is on exactly one list, the one for its
 /// length (`large` from EXACT_LISTS pages on); bit n of `nonempty` is set
-/// iff `free[n]` is non-empty; `free_pages` is the sum of their lengths.
+/// iff `free[n]` is non-empty; `free_pages` is the sum of their lengths; a
+/// Free span that is clean (`needzero` false) has every page released.
 pub struct PageHeap {
     free: [SpanList; EXACT_LISTS],
     large: SpanList,
@@ -544,16 +548,32 @@ impl<O: OsMem> MHeap<O> {
             .store(ph.free_pages << PAGE_SHIFT, Relaxed);
     }
 
-    /// Flags of a span merged from `s` and `other`: dirty if either is, and
-    /// freed as recently as the later of the two.
+    /// Flags of a free run merged from `s` and `other` (called before their
+    /// lengths are added up): dirty if either is; freed at the mean of their
+    /// times, weighted by the pages each may have backed (all of a dirty
+    /// run's pages, none of a clean one's, whose pages are all released).
+    ///
+    /// The mean, rather than the later time, keeps a big run that has long
+    /// been free old when a small piece of it is allocated and freed again
+    /// and again: otherwise every such free would make the whole run young,
+    /// and the scavenger would never return it. A freed object next to a
+    /// clean run (the untouched rest of an arena, say) keeps its own time.
     ///
     /// # Safety
     /// Both must be valid spans.
     unsafe fn merge_flags(&self, s: *mut MSpan, other: *mut MSpan) {
         // SAFETY: both valid (caller).
         unsafe {
+            let weight = |x: *mut MSpan| u128::from((*x).needzero) * (*x).npages as u128;
+            let (ws, wo) = (weight(s), weight(other));
+            let sum = u128::from((*s).freed_at) * ws + u128::from((*other).freed_at) * wo;
+            // The mean of two u64 values fits a u64; with both runs clean
+            // (no weight) the time does not matter: take the later.
+            (*s).freed_at = match sum.checked_div(ws + wo) {
+                Some(mean) => mean as u64,
+                None => (*s).freed_at.max((*other).freed_at),
+            };
             (*s).needzero |= (*other).needzero;
-            (*s).freed_at = (*s).freed_at.max((*other).freed_at);
         }
     }
 
@@ -655,20 +675,82 @@ impl<O: OsMem> MHeap<O> {
             self.counters.large_live.fetch_sub((*s).bytes(), Relaxed);
             self.counters.large_frees.fetch_add(1, Relaxed);
             self.counters.inuse_spans.fetch_sub((*s).bytes(), Relaxed);
+            self.free_large_pages_locked(&mut ph, s);
+        }
+    }
+
+    /// Gives the pages of a large object (or of the tail cut off one) back
+    /// to the free lists. They stay backed by memory, ready for the next
+    /// allocation without a page fault, until the scavenger returns them
+    /// after the decay time, as it does any free run (scavenger.rs). Only
+    /// when the heap holds more than the soft memory limit does the freed
+    /// memory go back at once, as much of it as the excess, from the high
+    /// end of the merged run (the end that allocations take last).
+    ///
+    /// # Safety
+    /// `s` must be a valid span on no list whose pages nobody uses any more,
+    /// already accounted out of `inuse_spans`.
+    unsafe fn free_large_pages_locked(&self, ph: &mut PageHeap, s: *mut MSpan) {
+        // SAFETY: forwarded from the caller; after free_span_locked, s is the
+        // record of the merged free run, on its list, whose pages nobody
+        // uses; the object's own pages in it are all still backed.
+        unsafe {
+            let freed = (*s).bytes();
             (*s).needzero = true;
-            if (*s).bytes() >= RELEASE_LARGE_BYTES {
-                // A big object's pages go back at once: keeping megabytes
-                // resident for a reuse that may never come costs more than
-                // the page faults of one.
-                self.os.decommit((*s).start as *mut u8, (*s).bytes());
-                let newly = self.pagemap.mark_released((*s).start, (*s).npages, true);
-                self.counters
-                    .released
-                    .fetch_add(newly << PAGE_SHIFT, Relaxed);
+            self.free_span_locked(ph, s);
+            let excess = self.over_limit_bytes();
+            if excess > 0 {
+                self.release_tail_locked(s, excess.min(freed));
+            }
+        }
+    }
+
+    /// Returns at least `want` bytes of the free run `s` that are still
+    /// backed (or all of them, if fewer), working down from its end; each
+    /// piece starts at a huge-page boundary unless it starts the run.
+    /// Returns the bytes returned.
+    ///
+    /// # Safety
+    /// `s` must be a Free span on a free list; the heap lock is held.
+    unsafe fn release_tail_locked(&self, s: *mut MSpan, want: usize) -> usize {
+        // SAFETY: s is a valid Free span whose pages are in the pagemap (caller).
+        let (start, end) = unsafe { ((*s).start, (*s).end()) };
+        let mut released = 0;
+        let mut hi = end;
+        while released < want && hi > start {
+            let lo = (hi.saturating_sub(want - released) & !(HUGE_PAGE - 1)).max(start);
+            // SAFETY: [lo, hi) lies inside the free run s (caller).
+            released += unsafe { self.release_range_locked(lo, (hi - lo) >> PAGE_SHIFT) };
+            hi = lo;
+        }
+        self.counters.released.fetch_add(released, Relaxed);
+        // SAFETY: as above.
+        unsafe {
+            if self.pagemap.all_released(start, (*s).npages) {
                 (*s).needzero = false;
             }
-            self.free_span_locked(&mut ph, s);
         }
+        released
+    }
+
+    /// Returns to the OS the pages of `[start, start + npages pages)` that
+    /// are still backed and marks them all released; returns the bytes
+    /// returned. The caller adds them to `counters.released`.
+    ///
+    /// # Safety
+    /// The range must lie inside one free run; the heap lock is held.
+    unsafe fn release_range_locked(&self, start: usize, npages: usize) -> usize {
+        let mut released = 0;
+        // SAFETY: the pages of a free run are in the pagemap and nobody uses
+        // them (caller), so they may be decommitted.
+        unsafe {
+            self.pagemap.for_each_unreleased(start, npages, |a, n| {
+                self.os.decommit(a as *mut u8, n << PAGE_SHIFT);
+                released += n << PAGE_SHIFT;
+            });
+            self.pagemap.mark_released(start, npages, true);
+        }
+        released
     }
 
     /// Bytes usable in the large object at `ptr`.
@@ -691,14 +773,19 @@ impl<O: OsMem> MHeap<O> {
             return false;
         };
         let s = self.pagemap.lookup(ptr as usize);
+        // SAFETY: s is the span of a live large object (caller). Only a
+        // resize of that object, which is the caller's to make, changes its
+        // length: no other thread writes it now, so no lock is needed to
+        // read it. A buffer growing by small steps (`reserve_exact`, C's
+        // `realloc(p, n + k)`) mostly stays within its last page.
+        let old_pages = unsafe { (*s).npages };
+        if new_pages == old_pages {
+            return true;
+        }
         let mut ph = self.lock();
-        // SAFETY: s is the span of a live large object (caller), which only we
-        // change under the heap lock; the neighbour is checked before use.
+        // SAFETY: as above, and the heap lock is held for the free lists; the
+        // neighbour is checked to be a Free span that touches s before use.
         unsafe {
-            let old_pages = (*s).npages;
-            if new_pages == old_pages {
-                return true;
-            }
             if new_pages < old_pages {
                 (*s).state = SpanState::Free;
                 let tail = self.split(&mut ph, s, new_pages);
@@ -710,8 +797,7 @@ impl<O: OsMem> MHeap<O> {
                 let freed = (*tail).bytes();
                 self.counters.large_live.fetch_sub(freed, Relaxed);
                 self.counters.inuse_spans.fetch_sub(freed, Relaxed);
-                (*tail).needzero = true;
-                self.free_span_locked(&mut ph, tail);
+                self.free_large_pages_locked(&mut ph, tail);
                 return true;
             }
             let need = new_pages - old_pages;
@@ -809,11 +895,7 @@ impl<O: OsMem> MHeap<O> {
                         debug_assert!(
                             start >= run.start && start + (npages << PAGE_SHIFT) <= (*s).end()
                         );
-                        self.pagemap.for_each_unreleased(start, npages, |a, n| {
-                            self.os.decommit(a as *mut u8, n << PAGE_SHIFT);
-                            released += n << PAGE_SHIFT;
-                        });
-                        self.pagemap.mark_released(start, npages, true);
+                        released += self.release_range_locked(start, npages);
                     });
                     if self.pagemap.all_released((*s).start, (*s).npages) {
                         (*s).needzero = false;
@@ -823,6 +905,52 @@ impl<O: OsMem> MHeap<O> {
         }
         self.counters.released.fetch_add(released, Relaxed);
         released
+    }
+
+    /// Bytes of free pages (returned to the OS or not) in the 2 MiB chunk at
+    /// `chunk`, which the free run `run` overlaps: the scavenger's measure
+    /// of how busy the chunk's huge page is. Walks the spans on either side
+    /// of `run` through the pagemap, whose first and last page of every
+    /// span map to it, stopping at the chunk's ends or the end of the mapped
+    /// region; at most a chunk's pages in steps.
+    ///
+    /// # Safety
+    /// The heap lock is held; `run` is a span on the free lists.
+    pub(crate) unsafe fn free_bytes_in_chunk(&self, run: FreeRun, chunk: usize) -> usize {
+        let (lo, hi) = (chunk, chunk + HUGE_PAGE);
+        let overlap = |a: usize, b: usize| b.min(hi).saturating_sub(a.max(lo));
+        let run_end = run.start + (run.npages << PAGE_SHIFT);
+        let mut free = overlap(run.start, run_end);
+        // SAFETY: with the heap lock held no span changes; every span's
+        // first and last pages map to its record (a page inside a span may
+        // map to a stale one, but only span boundaries are looked up), and
+        // records are never unmapped. A lookup that finds no span adjoining
+        // the last one ends the walk.
+        unsafe {
+            let mut addr = run_end;
+            while addr < hi {
+                let s = self.pagemap.lookup(addr);
+                if s.is_null() || (*s).start != addr || (*s).state == SpanState::Dead {
+                    break;
+                }
+                if (*s).state == SpanState::Free {
+                    free += overlap((*s).start, (*s).end());
+                }
+                addr = (*s).end();
+            }
+            let mut addr = run.start;
+            while addr > lo {
+                let s = self.pagemap.lookup(addr - PAGE_SIZE);
+                if s.is_null() || (*s).end() != addr || (*s).state == SpanState::Dead {
+                    break;
+                }
+                if (*s).state == SpanState::Free {
+                    free += overlap((*s).start, (*s).end());
+                }
+                addr = (*s).start;
+            }
+        }
+        free
     }
 
     /// Returns every free page to the OS now, after draining the central
@@ -956,6 +1084,11 @@ impl<O: OsMem> MHeap<O> {
                     self.pagemap
                         .for_each_unreleased(sp.start, sp.npages, |_, n| unreleased += n)
                 };
+                assert!(
+                    sp.needzero || unreleased == 0,
+                    "clean free span {:#x} has {unreleased} backed pages",
+                    sp.start
+                );
                 released_pages += sp.npages - unreleased;
             }
         }

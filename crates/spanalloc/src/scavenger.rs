@@ -9,14 +9,19 @@
 //!   pay a page fault for every page of every wave.
 //! * Decay: a free run is returned only once it has stayed free for
 //!   `decay_ms`, so a burst of frees followed by allocations causes no churn.
-//! * Huge pages: when the system uses transparent huge pages and most of the
-//!   heap is in use, a free run is returned in whole 2 MiB chunks, and a
-//!   part of a chunk only when the run covers at least half of that chunk.
-//!   Returning a few pages of a huge page that is mostly in use would split
-//!   it for little gain; a large free run next to a busy page is returned
-//!   all the same. Once more of the heap is free than in use, every eligible
-//!   run is returned whole: the few live spans left would otherwise pin most
-//!   chunks.
+//!   This holds for the pages of large objects too: a program that frees
+//!   and allocates big buffers in turn reuses their pages without a page
+//!   fault. A merged run is as old as the mean of its parts, weighted by the
+//!   pages each may have backed (heap.rs, `merge_flags`), so a small piece
+//!   freed again and again does not keep a big old run from going back.
+//! * Huge pages: when the system uses transparent huge pages, the part of a
+//!   free run inside a 2 MiB chunk is returned only if the chunk is mostly
+//!   free: the run covers at least half of it, or the chunk's free runs
+//!   together cover more than half. Returning a few pages of a huge page
+//!   that is mostly in use would split it for little gain; a chunk pinned by
+//!   a few live spans among free runs is returned all the same, so a heap
+//!   whose objects were nearly all freed (a few left scattered, as thread
+//!   caches leave them) goes back to the OS.
 //!
 //! Where the work happens: a background thread (`start`), started only
 //! once the heap retains enough free memory to be worth returning, so short
@@ -29,7 +34,8 @@
 //! that free memory, at most once per tick; an idle program then keeps its
 //! free pages until it next frees. `release_memory()` returns everything at
 //! once; near the soft memory limit the heap returns every free page before
-//! it uses more (heap.rs).
+//! it uses more, and a large object freed while the heap holds more than
+//! the limit returns its pages at once, as many as the excess (heap.rs).
 
 use crate::global::HEAP;
 use crate::heap::MHeap;
@@ -68,14 +74,21 @@ impl Policy {
 }
 
 /// Calls `release` for the parts of `[start, start + npages)` the
-/// huge-page rule lets go: every 2 MiB chunk the run covers at least half of.
-fn huge_page_parts(start: usize, npages: usize, release: &mut dyn FnMut(usize, usize)) {
+/// huge-page rule lets go: the part inside each 2 MiB chunk that the run
+/// covers at least half of, or whose free pages (`free_in_chunk(chunk)`, in
+/// bytes, asked only then) are more than half of it.
+fn huge_page_parts(
+    start: usize,
+    npages: usize,
+    free_in_chunk: &mut dyn FnMut(usize) -> usize,
+    release: &mut dyn FnMut(usize, usize),
+) {
     let end = start + (npages << PAGE_SHIFT);
     let mut chunk = start & !(HUGE_PAGE - 1);
     while chunk < end {
         let lo = start.max(chunk);
         let hi = end.min(chunk + HUGE_PAGE);
-        if hi - lo >= HUGE_PAGE / 2 {
+        if hi - lo >= HUGE_PAGE / 2 || free_in_chunk(chunk) > HUGE_PAGE / 2 {
             release(lo, (hi - lo) >> PAGE_SHIFT);
         }
         chunk += HUGE_PAGE;
@@ -93,20 +106,29 @@ impl<O: OsMem> MHeap<O> {
         if retained <= target {
             return 0;
         }
-        // Splitting huge pages matters while the heap is mostly in use; once
-        // most of it is free, whatever small runs remain between the few
-        // live spans are returned too.
-        let aware = p.huge_page_aware && inuse >= retained;
         self.release_runs(retained - target, |run, release| {
             if now_ms.saturating_sub(run.freed_at) < p.decay_ms {
                 return;
             }
-            if aware {
-                huge_page_parts(run.start, run.npages, release);
+            if p.huge_page_aware {
+                // SAFETY: release_runs calls us under the heap lock, with a
+                // run on the free lists.
+                let mut free_in_chunk = |chunk| unsafe { self.free_bytes_in_chunk(run, chunk) };
+                huge_page_parts(run.start, run.npages, &mut free_in_chunk, release);
             } else {
                 release(run.start, run.npages);
             }
         })
+    }
+
+    /// Bytes by which the memory held is over the soft limit (0 with no
+    /// limit): what a large free returns at once (heap.rs), without waiting
+    /// for the next pass.
+    pub fn over_limit_bytes(&self) -> usize {
+        match options::get().memory_limit as usize {
+            0 => 0,
+            limit => self.held_bytes().saturating_sub(limit),
+        }
     }
 
     /// Whether the memory held is over the soft limit.
@@ -232,6 +254,7 @@ pub(crate) fn forget_after_fork() {
 mod tests {
     use super::*;
     use crate::heap::round_up;
+    use crate::sizeclass::PAGE_SIZE;
 
     #[test]
     fn huge_page_rule_keeps_small_pieces_of_busy_chunks() {
@@ -240,9 +263,12 @@ mod tests {
         // 4 MiB from 0.25 MiB into a chunk: 1.75 MiB of the first chunk
         // (over half: returned), all of the second (returned), 0.25 MiB of
         // the third (kept).
+        // The chunks around it are busy (a quarter free).
+        let busy = &mut |_| HUGE_PAGE / 4;
         huge_page_parts(
             HUGE_PAGE * 10 + mb / 4,
             (4 * mb) >> PAGE_SHIFT,
+            busy,
             &mut |a, n| got.push((a, n)),
         );
         assert_eq!(
@@ -254,10 +280,17 @@ mod tests {
         );
         got.clear();
         // A 256 KiB run inside a chunk: kept.
-        huge_page_parts(HUGE_PAGE * 3 + mb, (mb / 4) >> PAGE_SHIFT, &mut |a, n| {
-            got.push((a, n))
-        });
+        let small = (HUGE_PAGE * 3 + mb, (mb / 4) >> PAGE_SHIFT);
+        huge_page_parts(small.0, small.1, busy, &mut |a, n| got.push((a, n)));
         assert!(got.is_empty());
+        // The same run in a chunk that is mostly free (a few live spans
+        // among free runs): returned.
+        let mostly_free = &mut |chunk| {
+            assert_eq!(chunk, HUGE_PAGE * 3);
+            HUGE_PAGE / 2 + PAGE_SIZE
+        };
+        huge_page_parts(small.0, small.1, mostly_free, &mut |a, n| got.push((a, n)));
+        assert_eq!(got, vec![small]);
         assert_eq!(round_up(HUGE_PAGE + 1, HUGE_PAGE), 2 * HUGE_PAGE);
     }
 
@@ -267,7 +300,6 @@ mod tests {
     const BUDGET: usize = (32 << 20) + (8 << 20) + 2 * crate::pagemap::ARENA_SIZE;
 
     fn dirty_then_free(heap: &MHeap<crate::os::fake::FakeOs>, bytes: usize) {
-        // Below RELEASE_LARGE_BYTES each, so freeing does not release them.
         let blocks: Vec<_> = (0..bytes / (512 << 10))
             .map(|_| heap.alloc_large(512 << 10, 8).0)
             .collect();
@@ -295,6 +327,57 @@ mod tests {
         assert_eq!(heap.scavenge(1_500, p), 16 << 20);
         assert_eq!(heap.retained_bytes(), 0);
         assert_eq!(heap.scavenge(5_000, p), 0);
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn a_freed_large_object_waits_for_the_decay_like_any_free_run() {
+        let heap = test_heap(BUDGET);
+        heap.os().clock_ms.store(2_000, SeqCst);
+        let (p, _) = heap.alloc_large(32 << 20, 8);
+        // SAFETY: a live 32 MiB block, then freed once.
+        unsafe {
+            p.write_bytes(1, 32 << 20);
+            heap.free_large(p);
+        }
+        assert_eq!(heap.retained_bytes(), 32 << 20, "kept for reuse");
+        let policy = Policy {
+            decay_ms: 1_000,
+            retain_percent: 10,
+            huge_page_aware: true,
+        };
+        assert_eq!(heap.scavenge(2_999, policy), 0);
+        assert_eq!(heap.scavenge(3_000, policy), 32 << 20, "nothing in use");
+        assert_eq!(heap.held_bytes(), 0);
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn a_piece_freed_again_and_again_does_not_keep_an_old_run_young() {
+        let heap = test_heap(BUDGET);
+        let policy = Policy {
+            decay_ms: 1_000,
+            retain_percent: 0,
+            huge_page_aware: false,
+        };
+        heap.os().clock_ms.store(1_000, SeqCst);
+        let (big, _) = heap.alloc_large(32 << 20, 8);
+        // SAFETY: a live 32 MiB block, then freed once.
+        unsafe {
+            big.write_bytes(1, 32 << 20);
+            heap.free_large(big);
+        }
+        // Every 100 ms a 1 MiB object is carved from the front of the old
+        // run and freed back into it.
+        for t in (1_100..=3_000).step_by(100) {
+            heap.os().clock_ms.store(t, SeqCst);
+            let (q, _) = heap.alloc_large(1 << 20, 8);
+            assert_eq!(q, big);
+            // SAFETY: live, freed once.
+            unsafe { heap.free_large(q) };
+        }
+        // The run's age is mostly that of its 31 MiB freed at 1 000 ms.
+        assert_eq!(heap.scavenge(3_000, policy), 32 << 20);
         heap.check_invariants();
     }
 
@@ -349,6 +432,41 @@ mod tests {
             ..aware
         };
         assert_eq!(heap.scavenge(10, plain), 32 * (64 << 10));
+        heap.check_invariants();
+    }
+
+    #[test]
+    fn huge_page_aware_passes_return_chunks_pinned_by_a_few_live_spans() {
+        let heap = test_heap(BUDGET);
+        // 8 MiB of 64 KiB blocks; keep one block in eight: each chunk holds
+        // 256 KiB in use and 1.75 MiB free, in runs of 448 KiB (each under
+        // half a chunk, but together most of it).
+        let blocks: Vec<_> = (0..128).map(|_| heap.alloc_large(64 << 10, 8).0).collect();
+        for &p in &blocks {
+            // SAFETY: a live 64 KiB block.
+            unsafe { p.write_bytes(1, 64 << 10) };
+        }
+        let mut kept = Vec::new();
+        for (i, &p) in blocks.iter().enumerate() {
+            if i % 8 == 0 {
+                kept.push(p);
+            } else {
+                // SAFETY: live, freed once.
+                unsafe { heap.free_large(p) };
+            }
+        }
+        let aware = Policy {
+            decay_ms: 0,
+            retain_percent: 0,
+            huge_page_aware: true,
+        };
+        assert_eq!(heap.scavenge(10, aware), 112 * (64 << 10));
+        assert_eq!(heap.retained_bytes(), 0);
+        heap.check_invariants();
+        for p in kept {
+            // SAFETY: live, freed once.
+            unsafe { heap.free_large(p) };
+        }
         heap.check_invariants();
     }
 }

@@ -266,15 +266,87 @@ fn release_returns_free_pages_to_the_os_and_they_read_zero() {
 }
 
 #[test]
-fn large_objects_of_a_mebibyte_return_their_pages_when_freed() {
+fn freed_large_objects_keep_their_pages_for_the_next_allocation() {
     let heap = test_heap(budget(1));
-    let (p, _) = heap.alloc_large(3 << 20, 8);
-    fill(p, 3 << 20, 1);
-    let before = heap.os().decommitted.load(SeqCst);
+    let (p, _) = heap.alloc_large(8 << 20, 8);
+    fill(p, 8 << 20, 1);
+    let released = heap.stats().released_bytes;
     // SAFETY: live, freed once.
     unsafe { heap.free_large(p) };
-    assert!(heap.os().decommitted.load(SeqCst) - before >= 3 << 20);
-    assert_eq!(heap.held_bytes(), 0);
+    assert_eq!(heap.os().decommitted.load(SeqCst), 0, "nothing returned");
+    assert_eq!(heap.retained_bytes(), 8 << 20);
+    assert_eq!(heap.stats().released_bytes, released);
+    // The same pages serve the next object of that size: still backed, so
+    // no page fault, but they must be cleared for alloc_zeroed.
+    let (q, needzero) = heap.alloc_large(8 << 20, 8);
+    assert_eq!(q, p);
+    assert!(needzero);
+    assert!(holds(q, 8 << 20, 1));
+    assert_eq!(heap.retained_bytes(), 0);
+    assert_eq!(heap.stats().released_bytes, released);
+    heap.check_invariants();
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(q) };
+    heap.check_invariants();
+}
+
+#[test]
+fn returning_part_of_a_free_run_takes_its_top_in_whole_huge_pages() {
+    use crate::scavenger::HUGE_PAGE;
+    let heap = test_heap(budget(1));
+    let (live, _) = heap.alloc_large(1 << 20, 8);
+    let (p, _) = heap.alloc_large(40 << 20, 8);
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(p) };
+    let run = heap.pagemap.lookup(p as usize);
+    // SAFETY: run is the free run p's pages joined (the rest of the arena
+    // above them, never used, was released from the start); we hold the
+    // heap lock while returning part of it.
+    let returned = unsafe {
+        let _ph = heap.lock();
+        assert_eq!((*run).start, p as usize);
+        heap.release_tail_locked(run, 5 << 20)
+    };
+    // From the top of the object: 5 MiB, and the rest of the huge page that
+    // piece starts in.
+    let top = p as usize + (40 << 20);
+    let cut = (top - (5 << 20)) & !(HUGE_PAGE - 1);
+    assert_eq!(returned, top - cut);
+    assert!((5 << 20..(5 << 20) + HUGE_PAGE).contains(&returned));
+    assert_eq!(heap.os().decommitted.load(SeqCst), returned);
+    assert_eq!(heap.retained_bytes(), (40 << 20) - returned);
+    // SAFETY: the pages lie in the free run; no other thread uses the heap.
+    unsafe {
+        assert!(heap.pagemap.all_released(cut, (top - cut) >> PAGE_SHIFT));
+        assert!(!heap.pagemap.all_released(cut - PAGE_SIZE, 1));
+        assert!(!heap.pagemap.all_released(p as usize, 1));
+    }
+    heap.check_invariants();
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(live) };
+    heap.check_invariants();
+}
+
+#[test]
+fn a_shrunk_tail_is_kept_like_a_freed_object() {
+    let heap = test_heap(budget(1));
+    let (p, _) = heap.alloc_large(4 << 20, 8);
+    fill(p, 4 << 20, 3);
+    // SAFETY: p is live.
+    unsafe {
+        assert!(heap.resize_large_in_place(p, 1 << 20));
+        assert_eq!(heap.large_size(p), 1 << 20);
+    }
+    assert_eq!(heap.retained_bytes(), 3 << 20);
+    assert_eq!(heap.os().decommitted.load(SeqCst), 0);
+    // Growing back takes the same, still backed, pages.
+    // SAFETY: p is live.
+    unsafe {
+        assert!(heap.resize_large_in_place(p, 4 << 20));
+        assert!(holds(p, 1 << 20, 3));
+        assert_eq!(heap.retained_bytes(), 0);
+        heap.free_large(p);
+    }
     heap.check_invariants();
 }
 
