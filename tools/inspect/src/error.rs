@@ -5,8 +5,8 @@
 //! | code | kind |
 //! |---:|---|
 //! | 0 | success |
-//! | 1 | bad input: not an ELF file, a truncated ELF file, a heap dump that is not valid JSON or not in the dump format |
-//! | 2 | bad command line (from clap) |
+//! | 1 | bad input: not an ELF file, a truncated ELF file, a heap dump that is not valid JSON or not in the dump format, a file that is not a pprof profile or has dangling references |
+//! | 2 | bad command line (from clap, or an argument that does not fit the input: `profile --sample` naming a type the profile lacks) |
 //! | 3 | no such process |
 //! | 4 | permission denied (a process or a file we may not read) |
 //! | 5 | a file that cannot be read: missing, a directory, an I/O error; or a file we cannot write |
@@ -20,6 +20,9 @@ use std::path::Path;
 pub enum Kind {
     /// The input exists but is not what the subcommand reads.
     BadInput,
+    /// An argument does not fit the input (clap's own usage errors exit
+    /// with the same code).
+    Usage,
     /// The process does not exist (or exited while we read it).
     NoSuchProcess,
     /// The kernel refused to show us the file or the process.
@@ -33,6 +36,7 @@ impl Kind {
     pub fn exit_code(self) -> u8 {
         match self {
             Kind::BadInput => 1,
+            Kind::Usage => 2,
             Kind::NoSuchProcess => 3,
             Kind::PermissionDenied => 4,
             Kind::Io => 5,
@@ -109,6 +113,9 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct_and_not_clap_s() {
+        // Usage errors share clap's code on purpose; every other kind has
+        // its own.
+        assert_eq!(Kind::Usage.exit_code(), 2);
         let kinds = [
             Kind::BadInput,
             Kind::NoSuchProcess,

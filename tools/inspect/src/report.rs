@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::elf::{ElfReport, Group};
 use crate::heap::HeapReport;
 use crate::maps::{MapsReport, Region};
+use crate::profile::ProfileReport;
 
 /// A byte count for people: `800 B`, `8.0 KiB`, `64.0 MiB`, `1.5 GiB`.
 pub fn bytes(n: u64) -> String {
@@ -22,6 +23,31 @@ pub fn bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{v:.1} {}", UNITS[unit])
+}
+
+/// A length of time in nanoseconds for people: `850 ns`, `12.5 µs`,
+/// `3.25 ms`, `1.50 s`.
+pub fn duration(ns: u64) -> String {
+    match ns {
+        0..=999 => format!("{ns} ns"),
+        1_000..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// A profile value in its unit, for people: bytes as [`bytes`] does,
+/// nanoseconds as [`duration`] does, counts as plain numbers, anything else
+/// followed by its unit.
+pub fn value(v: i64, unit: &str) -> String {
+    let sign = if v < 0 { "-" } else { "" };
+    let n = v.unsigned_abs();
+    match unit {
+        "bytes" => format!("{sign}{}", bytes(n)),
+        "nanoseconds" => format!("{sign}{}", duration(n)),
+        "count" | "" => v.to_string(),
+        unit => format!("{v} {unit}"),
+    }
 }
 
 /// Pretty-printed JSON of any report, with a final newline.
@@ -318,6 +344,123 @@ pub fn heap_text(r: &HeapReport) -> String {
     o
 }
 
+/// `profile FILE` as text: the header, then the top functions as `go tool
+/// pprof -top` shows them.
+pub fn profile_text(r: &ProfileReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "pprof profile {}: {} samples, {} locations",
+        r.path, r.samples, r.locations
+    );
+    for c in &r.comments {
+        let _ = writeln!(o, "comment: {c}");
+    }
+    let kind_w = r
+        .sample_types
+        .iter()
+        .map(|t| t.value_type.kind.len())
+        .max()
+        .unwrap_or(0)
+        .max("sample type".len());
+    let unit_w = r
+        .sample_types
+        .iter()
+        .map(|t| t.value_type.unit.len())
+        .max()
+        .unwrap_or(0)
+        .max("unit".len());
+    let _ = writeln!(
+        o,
+        "\n{:kind_w$}  {:unit_w$}  {:>12}",
+        "sample type", "unit", "total"
+    );
+    for t in &r.sample_types {
+        let vt = &t.value_type;
+        let mut notes = Vec::new();
+        if r.default_sample_type.as_deref() == Some(vt.kind.as_str()) {
+            notes.push("default");
+        }
+        if vt.kind == r.sample_type {
+            notes.push("shown");
+        }
+        let line = format!(
+            "{:kind_w$}  {:unit_w$}  {:>12}  {}",
+            vt.kind,
+            vt.unit,
+            value(t.total, &vt.unit),
+            notes.join(", ")
+        );
+        let _ = writeln!(o, "{}", line.trim_end());
+    }
+    let mut facts = Vec::new();
+    if let Some(pt) = &r.period_type {
+        facts.push(format!(
+            "period {} ({}/{})",
+            value(r.period, &pt.unit),
+            pt.kind,
+            pt.unit
+        ));
+    } else if r.period != 0 {
+        facts.push(format!("period {}", r.period));
+    }
+    if let Some(t) = &r.time {
+        facts.push(format!("time {t}"));
+    }
+    if r.duration_nanos > 0 {
+        facts.push(format!(
+            "duration {}",
+            duration(r.duration_nanos.unsigned_abs())
+        ));
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(o, "\n{}", facts.join(", "));
+    }
+    let _ = writeln!(o, "\ntotal {}: {}", r.sample_type, value(r.total, &r.unit));
+    if r.functions.len() < r.functions_with_values {
+        let _ = writeln!(
+            o,
+            "showing the top {} of {} functions (--top N; 0 for all)",
+            r.functions.len(),
+            r.functions_with_values
+        );
+    }
+    if r.functions.is_empty() {
+        let _ = writeln!(o, "\nno function has a non-zero {}", r.sample_type);
+        return o;
+    }
+    let cells: Vec<(String, String)> = r
+        .functions
+        .iter()
+        .map(|f| (value(f.flat, &r.unit), value(f.cum, &r.unit)))
+        .collect();
+    let w = cells
+        .iter()
+        .map(|(a, b)| a.chars().count().max(b.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let _ = writeln!(
+        o,
+        "\n{:>w$} {:>7} {:>7} {:>w$} {:>7}  name",
+        "flat", "flat%", "sum%", "cum", "cum%"
+    );
+    for (f, (flat, cum)) in r.functions.iter().zip(&cells) {
+        let _ = writeln!(
+            o,
+            "{:>w$} {:>6.2}% {:>6.2}% {:>w$} {:>6.2}%  {}{}",
+            flat,
+            f.flat_percent,
+            f.sum_percent,
+            cum,
+            f.cum_percent,
+            f.name,
+            if f.inline { " (inline)" } else { "" }
+        );
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +472,17 @@ mod tests {
         assert_eq!(bytes(8192), "8.0 KiB");
         assert_eq!(bytes(64 << 20), "64.0 MiB");
         assert_eq!(bytes(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn profile_values_read_well() {
+        assert_eq!(value(2048, "bytes"), "2.0 KiB");
+        assert_eq!(value(-2048, "bytes"), "-2.0 KiB");
+        assert_eq!(value(123_456, "count"), "123456");
+        assert_eq!(value(10_000_000, "nanoseconds"), "10.00 ms");
+        assert_eq!(value(7, "requests"), "7 requests");
+        assert_eq!(duration(999), "999 ns");
+        assert_eq!(duration(1_500), "1.5 µs");
+        assert_eq!(duration(2_500_000_000), "2.50 s");
     }
 }

@@ -61,6 +61,8 @@ fn directories_and_missing_files() {
     let m = missing.to_str().unwrap();
     expect_failure(&["elf", m], IO, "no such file");
     expect_failure(&["heap", m], IO, "no such file");
+    expect_failure(&["profile", d], IO, "is a directory");
+    expect_failure(&["profile", m], IO, "no such file");
 }
 
 #[test]
@@ -160,6 +162,149 @@ fn garbage_heap_dumps() {
     }
     // An ELF file is not a heap dump either.
     expect_failure(&["heap", crate::common::BIN], BAD_INPUT, "invalid JSON");
+}
+
+#[test]
+fn garbage_profiles() {
+    use crate::profile::{gzip, heap_profile, write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = heap_profile().encode();
+    let good_gz = gzip(&good);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "not a pprof profile: empty file"),
+        (
+            "text",
+            b"this is not a profile\n".to_vec(),
+            "not a pprof profile: invalid protobuf",
+        ),
+        // Valid protobuf (a time_nanos field) but no sample types.
+        (
+            "time-only",
+            vec![0x48, 0x01],
+            "not a valid pprof profile: no sample types",
+        ),
+        (
+            "truncated.gz",
+            good_gz[..good_gz.len() / 2].to_vec(),
+            "truncated gzip data",
+        ),
+        (
+            "garbage.gz",
+            gzip(b"\xff\xff\xff\xff not protobuf"),
+            "invalid protobuf",
+        ),
+        (
+            "cut.pb",
+            good[..good.len() - 5].to_vec(),
+            "not a pprof profile",
+        ),
+        (
+            "badgzip.gz",
+            [&[0x1f, 0x8b, 8, 0][..], &[0xff; 40]].concat(),
+            "not a pprof profile",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let f = write(d, name, &bytes);
+        expect_failure(&["profile", f.to_str().unwrap()], BAD_INPUT, message);
+    }
+    // An ELF file is not a profile either.
+    expect_failure(
+        &["profile", crate::common::BIN],
+        BAD_INPUT,
+        "not a pprof profile",
+    );
+
+    // Dangling references, each found and named.
+    let mut b = heap_profile();
+    b.profile.sample[2].location_id.push(77);
+    let f = write(d, "location.pb.gz", &gzip(&b.encode()));
+    expect_failure(
+        &["profile", f.to_str().unwrap()],
+        BAD_INPUT,
+        "sample 2 refers to location 77, which is not in the profile",
+    );
+    let mut b = heap_profile();
+    b.profile.location[1].line[1].function_id = 99;
+    let f = write(d, "function.pb.gz", &gzip(&b.encode()));
+    expect_failure(
+        &["profile", f.to_str().unwrap()],
+        BAD_INPUT,
+        "location 2 refers to function 99",
+    );
+    let mut b = heap_profile();
+    b.profile.function[0].name = 5000;
+    let f = write(d, "string.pb.gz", &gzip(&b.encode()));
+    expect_failure(
+        &["profile", f.to_str().unwrap()],
+        BAD_INPUT,
+        "the name of function 1 is string 5000, outside the string table",
+    );
+    let mut b = heap_profile();
+    b.profile.sample[0].value.truncate(2);
+    let f = write(d, "values.pb.gz", &gzip(&b.encode()));
+    expect_failure(
+        &["profile", f.to_str().unwrap()],
+        BAD_INPUT,
+        "sample 0 has 2 values for 6 sample types",
+    );
+    let mut b = heap_profile();
+    b.profile.string_table[0] = b"x".to_vec();
+    let f = write(d, "strings.pb.gz", &gzip(&b.encode()));
+    expect_failure(
+        &["profile", f.to_str().unwrap()],
+        BAD_INPUT,
+        "the string table starts with \"x\"",
+    );
+}
+
+#[test]
+fn profile_options_that_do_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = crate::profile::heap_profile_file(dir.path());
+    let f = f.to_str().unwrap();
+    // A sample type the profile lacks is a usage error, as clap's are.
+    let run = expect_failure(
+        &["profile", f, "--sample", "cpu"],
+        2,
+        "no sample type \"cpu\"; the profile has alloc_objects, alloc_space",
+    );
+    assert!(run.stderr.contains("peak_space"), "{run:?}");
+    assert_eq!(inspect(&["profile", f, "--top", "many"]).code, 2);
+
+    // A flame graph that cannot be written, or has nothing to draw.
+    let out = dir.path().join("no/such/dir/flame.svg");
+    expect_failure(
+        &["profile", f, "--flamegraph", out.to_str().unwrap()],
+        IO,
+        "cannot write the flame graph",
+    );
+    let mut b = crate::profile::heap_profile();
+    for s in &mut b.profile.sample {
+        s.value[3] = 0;
+    }
+    let g = crate::profile::write(dir.path(), "zero.pb.gz", &crate::profile::gzip(&b.encode()));
+    let out = dir.path().join("flame.svg");
+    expect_failure(
+        &[
+            "profile",
+            g.to_str().unwrap(),
+            "--flamegraph",
+            out.to_str().unwrap(),
+        ],
+        BAD_INPUT,
+        "cannot draw a flame graph: no sample has a positive inuse_space",
+    );
+    assert!(!out.exists());
+    // Without --flamegraph the same profile is fine: a total of zero.
+    let run = crate::common::inspect_ok(&["profile", g.to_str().unwrap()]);
+    assert!(run.stdout.contains("total inuse_space: 0 B"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("no function has a non-zero inuse_space"),
+        "{run:?}"
+    );
 }
 
 #[test]
