@@ -7,7 +7,10 @@
 //! - `suite`: the whole-process workloads of `spanalloc_workloads` under
 //!   each allocator as the `#[global_allocator]` of its own binary, measured
 //!   from outside (wall and CPU time, peak RSS, page faults), written to
-//!   `bench/results/` as markdown, JSON and SVG charts (see [`suite`]);
+//!   `bench/results/` as markdown, JSON and SVG charts; with `--c-side`, C
+//!   allocators in `LD_PRELOAD` under the same workloads, a C program and
+//!   python3, sqlite3 and redis-server, written to `bench/results/c/` (see
+//!   [`suite`]);
 //! - `fastpath`: instructions per alloc + free pair counted with callgrind,
 //!   checked against `bench/fastpath-instructions.txt` (see [`fastpath`]).
 //!
@@ -82,7 +85,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run every workload in its own process under each allocator (its
-    /// #[global_allocator]); write bench/results/latest.{md,json} and charts.
+    /// #[global_allocator]; with --c-side, C libraries in LD_PRELOAD, also
+    /// under a C program and real programs); write
+    /// bench/results/latest.{md,json} and charts (bench/results/c/ with
+    /// --c-side).
     Suite(suite::SuiteArgs),
     /// Count the instructions of a 64-byte alloc + sized free with callgrind
     /// and compare them with bench/fastpath-instructions.txt.

@@ -1,12 +1,18 @@
 //! Which allocators the suite compares, and how each one is run.
 //!
 //! A Rust allocator is a build of the workloads with it as the
-//! `#[global_allocator]`: `workloads-NAME`. A C allocator is the build with
-//! the system allocator (Rust's `System` calls `malloc`, `free`, `realloc`,
-//! `calloc` and `posix_memalign`) run with the library in `LD_PRELOAD`, which
-//! puts its `malloc` in place of the C library's. `--c-side` compares
-//! spanalloc's C library (`libspanalloc.so`, from `crates/spanalloc-c`) with
-//! glibc and with Debian's builds of jemalloc, mimalloc and TCMalloc this way.
+//! `#[global_allocator]`: `workloads-NAME`. A C allocator is a library in
+//! `LD_PRELOAD`, which puts its `malloc` ahead of every other: in the build
+//! with the system allocator (Rust's `System` calls `malloc`, `free`,
+//! `realloc`, `calloc` and `posix_memalign`), in the C program and in the
+//! real programs of `--c-side`. `--c-side` compares spanalloc's C library
+//! (`libspanalloc.so`, from `crates/spanalloc-c`) with glibc and with
+//! Debian's builds of jemalloc, mimalloc and TCMalloc this way.
+//!
+//! glibc is preloaded too: its own `libc.so.6`. Preloading the C library
+//! changes nothing for a program that takes `malloc` from it anyway, but a
+//! program linked with another allocator (Debian's `redis-server` links
+//! `libjemalloc.so.2`) would otherwise run that one in glibc's place.
 
 use std::path::{Path, PathBuf};
 
@@ -70,46 +76,55 @@ pub fn from_specs(specs: &[String], bin_dir: &Path) -> Result<Vec<Contender>, St
         .collect()
 }
 
-/// The contenders of `--c-side`: `libspanalloc.so` from `bin_dir`, glibc,
-/// and the Debian libraries that are installed (a missing one is reported
-/// and left out).
-pub fn c_side(bin_dir: &Path) -> Result<Vec<Contender>, String> {
+/// The contenders of `--c-side`: spanalloc (`libspanalloc`, else
+/// `libspanalloc.so` in `bin_dir`), glibc, and the Debian libraries that are
+/// installed; each one missing is left out, with the reason in the second
+/// list.
+pub fn c_side(
+    bin_dir: &Path,
+    libspanalloc: Option<&Path>,
+) -> Result<(Vec<Contender>, Vec<String>), String> {
     // The children get LD_PRELOAD as an absolute path, wherever they run.
-    let bin_dir =
-        std::fs::canonicalize(bin_dir).map_err(|e| format!("{}: {e}", bin_dir.display()))?;
+    let absolute = |p: &Path| std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()));
+    let bin_dir = absolute(bin_dir)?;
+    let spanalloc = match libspanalloc {
+        Some(lib) => absolute(lib)?,
+        None => bin_dir.join("libspanalloc.so"),
+    };
     let system = bin_dir.join("workloads-system");
-    let mut all = vec![
-        Contender {
-            name: "spanalloc".to_owned(),
-            binary: system.clone(),
-            preload: Some(bin_dir.join("libspanalloc.so")),
-        },
-        Contender {
-            name: "glibc".to_owned(),
-            binary: system.clone(),
-            preload: None,
-        },
-    ];
-    for (name, file, package) in C_LIBRARIES {
-        match LIBRARY_DIRS
-            .iter()
-            .map(|d| Path::new(d).join(file))
-            .find(|p| p.exists())
-        {
+    let mut all = vec![Contender {
+        name: "spanalloc".to_owned(),
+        binary: system.clone(),
+        preload: Some(spanalloc),
+    }];
+    let mut left_out = Vec::new();
+    for (name, file, package) in [("glibc", "libc.so.6", "libc6")]
+        .into_iter()
+        .chain(C_LIBRARIES)
+    {
+        match find_library(file) {
             Some(lib) => all.push(Contender {
                 name: name.to_owned(),
                 binary: system.clone(),
                 preload: Some(lib),
             }),
-            None => {
-                eprintln!("suite: {file} not found, {name} left out (apt-get install {package})")
-            }
+            None => left_out.push(format!(
+                "{name}: {file} not found (apt-get install {package})"
+            )),
         }
     }
     for c in &all {
         check(c)?;
     }
-    Ok(all)
+    Ok((all, left_out))
+}
+
+/// `file` in the first of the system's library folders that has it.
+fn find_library(file: &str) -> Option<PathBuf> {
+    LIBRARY_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .find(|p| p.exists())
 }
 
 /// Fails unless the contender's files exist (the dynamic loader would only

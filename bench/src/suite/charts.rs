@@ -32,9 +32,10 @@ pub fn bar_chart_file(metric: Metric) -> &'static str {
 fn colour(allocator: &str, index: usize) -> RGBColor {
     match allocator {
         "spanalloc" => RGBColor(214, 39, 40),
-        "system" => RGBColor(127, 127, 127),
+        "system" | "glibc" => RGBColor(127, 127, 127),
         "mimalloc" => RGBColor(31, 119, 180),
         "jemalloc" => RGBColor(44, 160, 44),
+        "tcmalloc" => RGBColor(148, 103, 189),
         _ => {
             let (r, g, b) = Palette99::pick(index).to_rgba().rgb();
             RGBColor(r, g, b)

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::charts;
-use super::results::{Metric, SuiteReport, BASELINE};
+use super::results::{Metric, Source, SuiteReport, BASELINE};
 
 /// The whole report, with links to the charts (files in the same folder).
 pub fn render(report: &SuiteReport) -> String {
@@ -39,11 +39,37 @@ pub fn render(report: &SuiteReport) -> String {
     );
     if !c.preloads.is_empty() {
         out.push_str(
-            "C allocators run the workloads built with Rust's `System` allocator (the C \
-             library's `malloc`) with a library preloaded:\n\n",
+            "C allocators take the C library's place through `LD_PRELOAD`; the Rust \
+             workloads then run in the build with Rust's `System` allocator, which calls \
+             `malloc`:\n\n",
         );
         for (name, lib) in &c.preloads {
             let _ = writeln!(out, "- {name}: `LD_PRELOAD={lib}`");
+        }
+        out.push('\n');
+        if c.preloads
+            .iter()
+            .any(|(_, lib)| lib.ends_with("/libc.so.6"))
+        {
+            out.push_str(
+                "glibc is preloaded too, as its own `libc.so.6`: that changes nothing for a \
+                 program that takes `malloc` from the C library anyway, but puts glibc's \
+                 first in one linked with another allocator (Debian's `redis-server` links \
+                 `libjemalloc.so.2`, which it would run otherwise).\n\n",
+            );
+        }
+    }
+    if !c.tools.is_empty() {
+        out.push_str("Built and run besides the workloads binaries:\n\n");
+        for (what, which) in &c.tools {
+            let _ = writeln!(out, "- {what}: {which}");
+        }
+        out.push('\n');
+    }
+    if !c.left_out.is_empty() {
+        out.push_str("Left out, not being installed:\n\n");
+        for why in &c.left_out {
+            let _ = writeln!(out, "- {why}");
         }
         out.push('\n');
     }
@@ -70,6 +96,9 @@ pub fn render(report: &SuiteReport) -> String {
         .collect::<Vec<_>>();
     out.push_str(&table(&header, &rows, 1));
     out.push('\n');
+    if !report.geomean_by_source.is_empty() {
+        out.push_str(&by_source(report));
+    }
     for metric in Metric::ALL {
         let _ = writeln!(
             out,
@@ -95,12 +124,43 @@ pub fn render(report: &SuiteReport) -> String {
     out
 }
 
+/// The summary's geometric means again, over the workloads of each source.
+fn by_source(report: &SuiteReport) -> String {
+    let mut out = String::from("The same, by kind of workload:\n\n");
+    let mut header = vec!["workloads".to_owned(), "allocator".to_owned()];
+    header.extend(Metric::ALL.iter().map(|m| m.title().to_owned()));
+    let mut rows = Vec::new();
+    for s in &report.geomean_by_source {
+        for (a, g) in s.ratios.iter().filter(|(a, _)| a != BASELINE) {
+            let mut row = vec![format!("{} ({})", s.source.title(), s.workloads), a.clone()];
+            row.extend(Metric::ALL.iter().map(|&m| format!("{:.2}", g.get(m))));
+            rows.push(row);
+        }
+    }
+    out.push_str(&table(&header, &rows, 2));
+    out.push('\n');
+    out
+}
+
 /// What each workload does.
 fn workloads_section(report: &SuiteReport) -> String {
     let mut out = String::from("\n## The workloads\n\n");
-    out.push_str(
+    let sources: Vec<&str> = Source::ALL
+        .into_iter()
+        .filter(|s| report.workloads.iter().any(|w| w.source == *s))
+        .map(|s| match s {
+            Source::Rust => "`bench/workloads/src/`",
+            Source::C => "`bench/c/workloads.c` (`c/…`)",
+            Source::Program => {
+                "`bench/programs/` and `bench/src/suite/programs.rs` (python3, sqlite3, redis)"
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
         "Each runs in a process of its own; `tN` is the number of threads (of \
-         producer/consumer pairs for `prodcons`). Source: `bench/workloads/src/`.\n\n",
+         producer/consumer pairs for `prodcons`). Source: {}.\n",
+        sources.join(", ")
     );
     let header = ["workload", "what it does", "operations per run"].map(String::from);
     let rows: Vec<Vec<String>> = report
@@ -212,20 +272,14 @@ fn table(header: &[String], rows: &[Vec<String>], left: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::results::{tests::workload, SuiteConfig};
+    use super::super::results::tests::{about, config, workload, workload_of};
     use super::*;
     use crate::machine::Machine;
 
     #[test]
     fn tables_have_a_row_per_workload_and_bold_the_best() {
-        let config = SuiteConfig {
-            runs: 3,
-            quick: true,
-            allocators: vec!["spanalloc".into(), "system".into()],
-            preloads: vec![("spanalloc".into(), "/x/libspanalloc.so".into())],
-            command: "suite".into(),
-            load_average_at_end: 0.5,
-        };
+        let mut config = config();
+        config.preloads = vec![("spanalloc".into(), "/x/libspanalloc.so".into())];
         let report = SuiteReport::new(Machine::detect(), config, vec![workload()], vec![]);
         let md = render(&report);
         assert!(
@@ -242,5 +296,32 @@ mod tests {
             md.contains("- spanalloc: `LD_PRELOAD=/x/libspanalloc.so`"),
             "{md}"
         );
+        assert!(!md.contains("by kind of workload"), "{md}");
+        assert!(md.contains("Source: `bench/workloads/src/`."), "{md}");
+    }
+
+    #[test]
+    fn c_side_sections() {
+        let mut config = config();
+        config.preloads = vec![("system".into(), "/usr/lib/libc.so.6".into())];
+        config.tools = vec![("python3".into(), "Python 3.11.7".into())];
+        config.left_out = vec!["redis: redis-server is not installed".into()];
+        let workloads = vec![
+            workload(),
+            workload_of(&about("c/larson/t2", Source::C), 2.0),
+        ];
+        let report = SuiteReport::new(Machine::detect(), config, workloads, vec![]);
+        let md = render(&report);
+        for want in [
+            "glibc is preloaded too",
+            "- python3: Python 3.11.7",
+            "- redis: redis-server is not installed",
+            "| Rust workloads (1) | system | 2.00 |",
+            "| C program (1) | system | 4.00 |",
+            "(`c/…`)",
+            "| c/larson/t2 |",
+        ] {
+            assert!(md.contains(want), "no {want:?} in\n{md}");
+        }
     }
 }

@@ -5,13 +5,17 @@
 //!    `-mimalloc`, `-jemalloc`: the same code, four `#[global_allocator]`s)
 //!    with cargo, in the driver's own profile, unless `--bin-dir` names
 //!    binaries already built. With `--c-side`, the allocators are C
-//!    libraries preloaded into the system build instead ([`allocators`]).
+//!    libraries preloaded into the system build instead ([`allocators`]),
+//!    and two more kinds of workload join: the C program ([`cprogram`],
+//!    compiled here with `cc`) and real programs ([`programs`]: python3,
+//!    sqlite3, redis-server), under the same preloads ([`jobs`]).
 //! 2. **Run** each workload `--runs` times under each allocator, the
 //!    allocators taking turns run by run; each round starts one allocator
 //!    further along (`A B C D`, `B C D A`, ...), so that none always runs
 //!    first or always after the same one. A noisy neighbour then slows all of
 //!    them alike, and whatever one run leaves behind (page cache, CPU
-//!    frequency) is spread evenly. Each run is measured by [`child`].
+//!    frequency) is spread evenly. Each run is a fresh process, measured by
+//!    [`child`].
 //! 3. **Check** that the deterministic workloads computed the same checksum
 //!    under every allocator: an allocator that corrupts memory fails the suite.
 //! 4. **Report** the medians, the ratios to spanalloc and their geometric
@@ -21,16 +25,18 @@
 mod allocators;
 mod charts;
 mod child;
+mod cprogram;
+mod jobs;
 mod markdown;
+mod programs;
 mod results;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use spanalloc_workloads::{Kind, Variant};
-
 use crate::machine::Machine;
+use jobs::{Job, Kit};
 use results::{Metric, SuiteConfig, SuiteReport, WorkloadResult};
 
 /// The command line of `spanalloc-bench suite`.
@@ -58,11 +64,18 @@ pub struct SuiteArgs {
     #[arg(long, value_delimiter = ',', default_values_t = allocators::RUST.map(String::from))]
     allocators: Vec<String>,
 
-    /// Compare C libraries instead, each preloaded into the system build:
-    /// libspanalloc.so (built from crates/spanalloc-c), glibc, and Debian's
-    /// libjemalloc2, libmimalloc2.0 and libtcmalloc-minimal4 where installed.
+    /// Compare C libraries instead, each in LD_PRELOAD: libspanalloc.so
+    /// (built from crates/spanalloc-c), glibc, and Debian's libjemalloc2,
+    /// libmimalloc2.0 and libtcmalloc-minimal4 where installed; under the
+    /// system build of the workloads, the C program bench/c/workloads.c
+    /// (`c/...`, compiled with cc), python3, sqlite3 and redis-server.
     #[arg(long, conflicts_with = "allocators")]
     c_side: bool,
+
+    /// With --c-side, preload this libspanalloc.so rather than the one in
+    /// the binaries' folder.
+    #[arg(long, value_name = "PATH", requires = "c_side")]
+    libspanalloc: Option<PathBuf>,
 
     /// Where to write latest.md, latest.json and the SVG charts
     /// [default: bench/results, or bench/results/c with --c-side].
@@ -91,12 +104,14 @@ pub fn main(args: SuiteArgs) -> ExitCode {
 
 /// The suite, start to end.
 fn run(args: &SuiteArgs) -> Result<(), String> {
-    let variants: Vec<Variant> = Variant::all()
-        .into_iter()
-        .filter(|v| args.only.is_empty() || args.only.iter().any(|p| v.name.contains(p.as_str())))
+    let catalogue = jobs::catalogue(args.c_side);
+    let selected: Vec<Job> = catalogue
+        .iter()
+        .filter(|j| args.only.is_empty() || args.only.iter().any(|p| j.name().contains(p.as_str())))
+        .cloned()
         .collect();
-    if variants.is_empty() {
-        let names: Vec<String> = Variant::all().into_iter().map(|v| v.name).collect();
+    if selected.is_empty() {
+        let names: Vec<String> = catalogue.iter().map(Job::name).collect();
         return Err(format!(
             "no workload matches {:?}; the workloads are: {}",
             args.only,
@@ -117,10 +132,13 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
         None if args.c_side => crate::bins::build(&["spanalloc-bench", "spanalloc-c"])?,
         None => crate::bins::build(&["spanalloc-bench"])?,
     };
-    let contenders = if args.c_side {
-        allocators::c_side(&bin_dir)?
+    let (contenders, mut left_out) = if args.c_side {
+        allocators::c_side(&bin_dir, args.libspanalloc.as_deref())?
     } else {
-        allocators::from_specs(&args.allocators, &bin_dir)?
+        (
+            allocators::from_specs(&args.allocators, &bin_dir)?,
+            Vec::new(),
+        )
     };
     let names: Vec<String> = contenders.iter().map(|c| c.name.clone()).collect();
     for c in &contenders {
@@ -133,12 +151,19 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
             return Err(format!("cannot run {} --list", c.binary.display()));
         }
     }
-    let scratch = std::env::temp_dir().join(format!("spanalloc-suite-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let scratch = Scratch::new()?;
+    let (kit, selected, programs_left_out) = Kit::prepare(selected, &scratch.0)?;
+    left_out.extend(programs_left_out);
+    for why in &left_out {
+        eprintln!("suite: left out: {why}");
+    }
+    if selected.is_empty() {
+        return Err("every workload selected was left out".to_owned());
+    }
     let machine = Machine::detect();
     eprintln!(
         "suite: {} workloads x {} allocators x {runs} run{}{}",
-        variants.len(),
+        selected.len(),
         contenders.len(),
         if runs == 1 { "" } else { "s" },
         if args.quick { " (--quick)" } else { "" }
@@ -147,13 +172,15 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
     let plan = Plan {
         contenders: &contenders,
         runs,
-        quick: args.quick,
-        scratch: &scratch,
-        limit: Duration::from_secs(args.timeout),
+        kit: &kit,
+        each: child::RunPlan {
+            quick: args.quick,
+            scratch: &scratch.0,
+            limit: Duration::from_secs(args.timeout),
+        },
     };
-    let measured = measure_all(&variants, &plan);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let (workloads, phased) = measured?;
+    let (workloads, phased) = measure_all(&selected, &plan)?;
+    drop(scratch);
 
     let mut command = String::from("cargo run --release -p spanalloc-bench -- suite");
     if args.quick {
@@ -171,6 +198,8 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
             .filter_map(|c| Some((c.name.clone(), c.preload.as_ref()?.display().to_string())))
             .collect(),
         command,
+        tools: kit.tools(),
+        left_out,
         load_average_at_end: crate::machine::load_average().unwrap_or(f64::NAN),
     };
     let report = SuiteReport::new(machine, config, workloads, phased);
@@ -185,54 +214,66 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The suite's scratch folder (the children's output, the C program, the
+/// scripts, temporary databases), removed when dropped, even on an error.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("spanalloc-suite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// How to run each workload.
 struct Plan<'a> {
     /// The allocators, in the order of the first round.
     contenders: &'a [allocators::Contender],
     /// Runs per workload and allocator.
     runs: usize,
-    /// Whether to run the workloads at their `--quick` size.
-    quick: bool,
-    /// A folder for the children's output.
-    scratch: &'a Path,
-    /// The longest one run may take.
-    limit: Duration,
+    /// The C program and the real programs, ready.
+    kit: &'a Kit,
+    /// How each run is made.
+    each: child::RunPlan<'a>,
 }
 
-/// Runs every workload of `variants` as `plan` says: the results per
-/// workload, and `phased`'s time series per allocator.
+/// Runs every job of `jobs` as `plan` says: the results per workload, and
+/// `phased`'s time series per allocator.
 fn measure_all(
-    variants: &[Variant],
+    jobs: &[Job],
     plan: &Plan,
 ) -> Result<(Vec<WorkloadResult>, Vec<results::PhasedSeries>), String> {
     let names: Vec<String> = plan.contenders.iter().map(|c| c.name.clone()).collect();
     let n = names.len();
-    let mut workloads = Vec::with_capacity(variants.len());
+    let mut workloads = Vec::with_capacity(jobs.len());
     let mut phased = Vec::new();
-    for variant in variants {
+    for job in jobs {
+        let name = job.name();
         let mut per_allocator: Vec<Vec<child::RunMetrics>> = vec![Vec::new(); n];
         for round in 0..plan.runs {
             for k in 0..n {
                 let i = (round + k) % n;
-                let contender = &plan.contenders[i];
-                let m = child::run(
-                    contender,
-                    &variant.name,
-                    plan.quick,
-                    plan.scratch,
-                    plan.limit,
-                )
-                .map_err(|e| format!("{} under {}: {e}", variant.name, names[i]))?;
+                let m = plan
+                    .kit
+                    .run(job, &plan.contenders[i], &plan.each)
+                    .map_err(|e| format!("{name} under {}: {e}", names[i]))?;
                 per_allocator[i].push(m);
             }
         }
-        check_checksums(variant, &names, &per_allocator)?;
-        if variant.kind == Kind::Phased {
+        check_checksums(&name, &names, &per_allocator)?;
+        if job.is_phased() {
             for (a, runs) in names.iter().zip(&mut per_allocator) {
                 phased.extend(results::take_phased_series(a, runs));
             }
         }
-        let result = WorkloadResult::new(variant, &names, per_allocator);
+        let result = WorkloadResult::new(&job.about(), &names, per_allocator);
         println!("{}", one_line(&result));
         workloads.push(result);
     }
@@ -241,7 +282,7 @@ fn measure_all(
 
 /// Fails if a deterministic workload's checksum differs between runs.
 fn check_checksums(
-    variant: &Variant,
+    workload: &str,
     allocators: &[String],
     runs: &[Vec<child::RunMetrics>],
 ) -> Result<(), String> {
@@ -252,9 +293,8 @@ fn check_checksums(
                 None => first = Some((sum, a)),
                 Some((f, fa)) if f != sum => {
                     return Err(format!(
-                        "{}: checksum {sum:#x} under {a} but {f:#x} under {fa}: \
-                         the program computed a different result",
-                        variant.name
+                        "{workload}: checksum {sum:#x} under {a} but {f:#x} under {fa}: \
+                         the program computed a different result"
                     ))
                 }
                 Some(_) => {}
@@ -278,7 +318,7 @@ fn one_line(w: &WorkloadResult) -> String {
             )
         })
         .collect();
-    format!("{:<14} {}", w.name, cells.join(" | "))
+    format!("{:<16} {}", w.name, cells.join(" | "))
 }
 
 /// Writes latest.md, latest.json and the charts into `dir`.

@@ -51,10 +51,10 @@ impl Metric {
     /// The value of this metric in `run`.
     pub fn of(self, run: &RunMetrics) -> f64 {
         match self {
-            Metric::Wall => run.wall_s,
+            Metric::Wall => run.usage.wall_s,
             Metric::Cpu => run.cpu_s(),
-            Metric::PeakRss => run.peak_rss as f64,
-            Metric::MinorFaults => run.minor_faults as f64,
+            Metric::PeakRss => run.usage.peak_rss as f64,
+            Metric::MinorFaults => run.usage.minor_faults as f64,
         }
     }
 
@@ -129,6 +129,47 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Where a workload comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `spanalloc_workloads`, built into a Rust binary.
+    Rust,
+    /// The C program, `bench/c/workloads.c`.
+    C,
+    /// A real program: python3, sqlite3, redis-server.
+    Program,
+}
+
+impl Source {
+    /// All of them, in report order.
+    pub const ALL: [Source; 3] = [Source::Rust, Source::C, Source::Program];
+
+    /// A heading for the summary.
+    pub fn title(self) -> &'static str {
+        match self {
+            Source::Rust => "Rust workloads",
+            Source::C => "C program",
+            Source::Program => "real programs",
+        }
+    }
+}
+
+/// What a workload is, as the report describes it.
+#[derive(Clone, Debug)]
+pub struct About {
+    /// Its name, e.g. `larson/t8`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// What its operations are.
+    pub unit: String,
+    /// Threads (pairs, for `prodcons`).
+    pub threads: usize,
+    /// Where it comes from.
+    pub source: Source,
+}
+
 /// One allocator's results on one workload.
 #[derive(Clone, Debug, Serialize)]
 pub struct AllocatorResult {
@@ -153,6 +194,8 @@ pub struct WorkloadResult {
     pub unit: String,
     /// Threads (pairs, for `prodcons`).
     pub threads: usize,
+    /// Where it comes from.
+    pub source: Source,
     /// Operations per run.
     pub ops: u64,
     /// One entry per allocator, in the suite's order.
@@ -162,11 +205,7 @@ pub struct WorkloadResult {
 impl WorkloadResult {
     /// Summarises the runs of each allocator (`runs[i]` belongs to
     /// `allocators[i]`); `phased`'s time series are moved out first.
-    pub fn new(
-        variant: &spanalloc_workloads::Variant,
-        allocators: &[String],
-        runs: Vec<Vec<RunMetrics>>,
-    ) -> Self {
+    pub fn new(about: &About, allocators: &[String], runs: Vec<Vec<RunMetrics>>) -> Self {
         let medians: Vec<Medians> = runs.iter().map(|r| Medians::of(r)).collect();
         let base = allocators.iter().position(|a| a == BASELINE);
         let ops = runs
@@ -187,10 +226,11 @@ impl WorkloadResult {
             })
             .collect();
         Self {
-            name: variant.name.clone(),
-            description: variant.describe(),
-            unit: variant.unit().to_owned(),
-            threads: variant.threads,
+            name: about.name.clone(),
+            description: about.description.clone(),
+            unit: about.unit.clone(),
+            threads: about.threads,
+            source: about.source,
             ops,
             allocators,
         }
@@ -231,6 +271,11 @@ pub struct SuiteConfig {
     pub preloads: Vec<(String, String)>,
     /// The command that runs the suite this way.
     pub command: String,
+    /// The programs built or run besides the workloads binaries, as
+    /// `(what, which)`: the C compiler, python3, sqlite3, redis-server.
+    pub tools: Vec<(String, String)>,
+    /// The allocators and workloads left out (not installed), and why.
+    pub left_out: Vec<String>,
     /// The 1-minute load average when the suite finished (the one when it
     /// started is in the machine description).
     pub load_average_at_end: f64,
@@ -248,6 +293,9 @@ pub struct SuiteReport {
     /// Per allocator, the geometric mean over the workloads of each ratio to
     /// spanalloc.
     pub geomean_ratio_to_spanalloc: Vec<(String, Medians)>,
+    /// The same over the workloads of each source, when there is more than
+    /// one.
+    pub geomean_by_source: Vec<SourceGeomean>,
     /// The `phased` workload's resident size over time, per allocator (the
     /// run with the median peak), if it ran.
     pub phased: Vec<PhasedSeries>,
@@ -261,42 +309,82 @@ impl SuiteReport {
         workloads: Vec<WorkloadResult>,
         phased: Vec<PhasedSeries>,
     ) -> Self {
-        let geomean_ratio_to_spanalloc = config
-            .allocators
-            .iter()
-            .map(|a| {
-                let ratios: Vec<&Medians> = workloads
-                    .iter()
-                    .filter_map(|w| w.of(a)?.ratio_to_spanalloc.as_ref())
-                    .collect();
-                let g = |metric: Metric| {
-                    let values: Vec<f64> = ratios.iter().map(|r| r.get(metric)).collect();
-                    geometric_mean(&values).unwrap_or(f64::NAN)
-                };
-                let means = Medians {
-                    wall_s: g(Metric::Wall),
-                    cpu_s: g(Metric::Cpu),
-                    peak_rss: g(Metric::PeakRss),
-                    minor_faults: g(Metric::MinorFaults),
-                };
-                (a.clone(), means)
-            })
+        let geomean_ratio_to_spanalloc = geomeans(&config.allocators, &workloads);
+        let sources: Vec<Source> = Source::ALL
+            .into_iter()
+            .filter(|s| workloads.iter().any(|w| w.source == *s))
             .collect();
+        let geomean_by_source = if sources.len() > 1 {
+            sources
+                .into_iter()
+                .map(|source| {
+                    let mine: Vec<WorkloadResult> = workloads
+                        .iter()
+                        .filter(|w| w.source == source)
+                        .cloned()
+                        .collect();
+                    SourceGeomean {
+                        source,
+                        workloads: mine.len(),
+                        ratios: geomeans(&config.allocators, &mine),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             machine,
             config,
             workloads,
             geomean_ratio_to_spanalloc,
+            geomean_by_source,
             phased,
         }
     }
+}
+
+/// The geometric means over the workloads of one source.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceGeomean {
+    /// Which source.
+    pub source: Source,
+    /// How many workloads it has.
+    pub workloads: usize,
+    /// Per allocator, the geometric mean of each ratio to spanalloc.
+    pub ratios: Vec<(String, Medians)>,
+}
+
+/// Per allocator, the geometric mean over `workloads` of each ratio to
+/// spanalloc.
+fn geomeans(allocators: &[String], workloads: &[WorkloadResult]) -> Vec<(String, Medians)> {
+    allocators
+        .iter()
+        .map(|a| {
+            let ratios: Vec<&Medians> = workloads
+                .iter()
+                .filter_map(|w| w.of(a)?.ratio_to_spanalloc.as_ref())
+                .collect();
+            let g = |metric: Metric| {
+                let values: Vec<f64> = ratios.iter().map(|r| r.get(metric)).collect();
+                geometric_mean(&values).unwrap_or(f64::NAN)
+            };
+            let means = Medians {
+                wall_s: g(Metric::Wall),
+                cpu_s: g(Metric::Cpu),
+                peak_rss: g(Metric::PeakRss),
+                minor_faults: g(Metric::MinorFaults),
+            };
+            (a.clone(), means)
+        })
+        .collect()
 }
 
 /// Takes the time series out of `runs` (all of one allocator on `phased`)
 /// and keeps the one of the run with the median peak resident size.
 pub fn take_phased_series(allocator: &str, runs: &mut [RunMetrics]) -> Option<PhasedSeries> {
     let mut order: Vec<usize> = (0..runs.len()).collect();
-    order.sort_by_key(|&i| runs[i].peak_rss);
+    order.sort_by_key(|&i| runs[i].usage.peak_rss);
     let pick = *order.get(order.len() / 2)?;
     let mut chosen = None;
     for (i, run) in runs.iter_mut().enumerate() {
@@ -305,7 +393,7 @@ pub fn take_phased_series(allocator: &str, runs: &mut [RunMetrics]) -> Option<Ph
             let phases = run.outcome.rss_after_phase.unwrap_or_default();
             chosen = Some(PhasedSeries {
                 allocator: allocator.to_owned(),
-                peak_rss: run.peak_rss,
+                peak_rss: run.usage.peak_rss,
                 final_rss: phases[3],
                 rss_after_phase: phases,
                 series: series.unwrap_or_default(),
@@ -323,12 +411,14 @@ pub(crate) mod tests {
     /// A run with the given wall time and peak resident size.
     pub(crate) fn run(wall_s: f64, peak_rss: u64) -> RunMetrics {
         RunMetrics {
-            wall_s,
-            user_s: wall_s / 2.0,
-            sys_s: wall_s / 4.0,
-            peak_rss,
-            minor_faults: peak_rss / 4096,
-            context_switches: 0,
+            usage: crate::suite::child::Usage {
+                wall_s,
+                user_s: wall_s / 2.0,
+                sys_s: wall_s / 4.0,
+                peak_rss,
+                minor_faults: peak_rss / 4096,
+                context_switches: 0,
+            },
             outcome: Outcome {
                 name: "batch".into(),
                 allocator: "x".into(),
@@ -344,11 +434,26 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn about(name: &str, source: Source) -> About {
+        About {
+            name: name.to_owned(),
+            description: "test".to_owned(),
+            unit: "objects".to_owned(),
+            threads: 1,
+            source,
+        }
+    }
+
     pub(crate) fn workload() -> WorkloadResult {
+        workload_of(&about("batch", Source::Rust), 1.0)
+    }
+
+    /// A workload on which "system" is `scale` times as slow as in
+    /// [`workload`].
+    pub(crate) fn workload_of(about: &About, scale: f64) -> WorkloadResult {
         let names: Vec<String> = ["spanalloc", "system"].map(String::from).to_vec();
-        let variant = spanalloc_workloads::Variant::find("batch").unwrap();
         WorkloadResult::new(
-            &variant,
+            about,
             &names,
             vec![
                 vec![
@@ -356,7 +461,11 @@ pub(crate) mod tests {
                     run(3.0, 100 << 20),
                     run(2.0, 300 << 20),
                 ],
-                vec![run(4.0, 50 << 20), run(4.0, 50 << 20), run(5.0, 50 << 20)],
+                vec![
+                    run(4.0 * scale, 50 << 20),
+                    run(4.0 * scale, 50 << 20),
+                    run(5.0 * scale, 50 << 20),
+                ],
             ],
         )
     }
@@ -373,25 +482,53 @@ pub(crate) mod tests {
         assert_eq!(w.ops, 10);
     }
 
-    #[test]
-    fn geomean_over_workloads() {
-        let config = SuiteConfig {
+    pub(crate) fn config() -> SuiteConfig {
+        SuiteConfig {
             runs: 3,
             quick: true,
             allocators: vec!["spanalloc".into(), "system".into()],
             preloads: vec![],
             command: "suite".into(),
+            tools: vec![],
+            left_out: vec![],
             load_average_at_end: 0.5,
-        };
+        }
+    }
+
+    #[test]
+    fn geomean_over_workloads() {
         let report = SuiteReport::new(
             Machine::detect(),
-            config,
+            config(),
             vec![workload(), workload()],
             vec![],
         );
         let (name, g) = &report.geomean_ratio_to_spanalloc[1];
         assert_eq!(name, "system");
         assert!((g.wall_s - 2.0).abs() < 1e-12);
+        assert!(report.geomean_by_source.is_empty());
+    }
+
+    #[test]
+    fn geomean_by_source_when_there_are_several() {
+        let workloads = vec![
+            workload(),
+            workload_of(&about("c/x", Source::C), 4.0),
+            workload_of(&about("c/y", Source::C), 4.0),
+        ];
+        let report = SuiteReport::new(Machine::detect(), config(), workloads, vec![]);
+        let by: Vec<(Source, usize, f64)> = report
+            .geomean_by_source
+            .iter()
+            .map(|s| (s.source, s.workloads, s.ratios[1].1.wall_s))
+            .collect();
+        assert_eq!(by.len(), 2);
+        assert_eq!((by[0].0, by[0].1), (Source::Rust, 1));
+        assert_eq!((by[1].0, by[1].1), (Source::C, 2));
+        assert!((by[0].2 - 2.0).abs() < 1e-12 && (by[1].2 - 8.0).abs() < 1e-12);
+        // Overall: the geometric mean of 2, 8 and 8.
+        let all = report.geomean_ratio_to_spanalloc[1].1.wall_s;
+        assert!((all - 128f64.cbrt()).abs() < 1e-9);
     }
 
     #[test]
