@@ -2,8 +2,8 @@
 //! built for this test (the dev profile): every workload completes under
 //! every allocator, and the markdown, JSON and SVG charts are written; the
 //! same for `--c-side` (the C libraries preloaded, the C program, python3,
-//! sqlite3 and redis-server). How fast anything ran is not checked; at this
-//! size it is noise.
+//! sqlite3 and redis-server) and for `--profiler-cost`. How fast anything
+//! ran is not checked; at this size it is noise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -116,6 +116,33 @@ fn quick_suite_runs_every_workload_under_every_allocator() {
     quick_suite(&out, &[]);
     let names: Vec<String> = Variant::all().into_iter().map(|v| v.name).collect();
     check_report(&out, &names, &ALLOCATORS);
+}
+
+/// `--profiler-cost`: the spanalloc build with the profiler off and the
+/// same build sampling; the profiled runs report the profiler's estimate
+/// (so it really was on), the others none.
+#[test]
+fn quick_profiler_cost_runs_every_workload_with_sampling_off_and_on() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("suite-quick-profiler");
+    quick_suite(&out, &["--profiler-cost"]);
+    let names: Vec<String> = Variant::all().into_iter().map(|v| v.name).collect();
+    let json = check_report(&out, &names, &["spanalloc", "spanalloc-profiled"]);
+    let mut sampled = 0;
+    for w in json["workloads"].as_array().unwrap() {
+        let a = w["allocators"].as_array().unwrap();
+        let estimate = |i: usize| a[i]["runs"][0]["outcome"]["profiled_alloc_bytes"].clone();
+        assert!(estimate(0).is_null(), "{w}");
+        let bytes = estimate(1).as_u64().unwrap_or_else(|| panic!("{w}"));
+        sampled += usize::from(bytes > 0);
+    }
+    // At --quick size most workloads allocate several times the mean
+    // sampling distance (512 KiB); a profiler that never sampled fails.
+    assert!(sampled >= names.len() / 2, "{sampled} workloads sampled");
+    let md = std::fs::read_to_string(out.join("latest.md")).unwrap();
+    assert!(
+        md.contains("- spanalloc-profiled: `SPANALLOC_PROFILE_RATE=512K`"),
+        "{md}"
+    );
 }
 
 /// `libspanalloc.so`, built as the C library's own tests build it (`cargo

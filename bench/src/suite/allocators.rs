@@ -21,6 +21,15 @@ use serde::Serialize;
 /// The Rust allocators compared by default, spanalloc first.
 pub const RUST: [&str; 4] = ["spanalloc", "system", "mimalloc", "jemalloc"];
 
+/// The spanalloc build with its heap profiler sampling at the default rate
+/// (`SPANALLOC_PROFILE_RATE`, 512 KiB; no profile is written), for
+/// `--profiler-cost`: the same binary as `spanalloc`, so the difference is
+/// the profiler's alone.
+pub const PROFILED: &str = "spanalloc-profiled";
+
+/// The sampling rate of [`PROFILED`]: the profiler's default.
+pub const PROFILED_RATE: &str = "512K";
+
 /// The C libraries of `--c-side` after spanalloc's and glibc: name, file in
 /// the system's library folder, Debian package.
 const C_LIBRARIES: [(&str, &str, &str); 3] = [
@@ -49,25 +58,35 @@ pub struct Contender {
     pub binary: PathBuf,
     /// The library to put in `LD_PRELOAD`, for a C allocator.
     pub preload: Option<PathBuf>,
+    /// Environment variables set for its runs (its options).
+    pub env: Vec<(String, String)>,
 }
 
 /// The contenders named by `--allocators`: each `NAME` is the Rust build
-/// `workloads-NAME`, each `NAME=LIB.so` the system build with `LIB.so`
-/// preloaded.
+/// `workloads-NAME` ([`PROFILED`]: the spanalloc build, profiling), each
+/// `NAME=LIB.so` the system build with `LIB.so` preloaded.
 pub fn from_specs(specs: &[String], bin_dir: &Path) -> Result<Vec<Contender>, String> {
     specs
         .iter()
         .map(|spec| {
             let contender = match spec.split_once('=') {
+                None if spec == PROFILED => Contender {
+                    name: spec.clone(),
+                    binary: bin_dir.join("workloads-spanalloc"),
+                    preload: None,
+                    env: vec![("SPANALLOC_PROFILE_RATE".into(), PROFILED_RATE.into())],
+                },
                 None => Contender {
                     name: spec.clone(),
                     binary: bin_dir.join(format!("workloads-{spec}")),
                     preload: None,
+                    env: Vec::new(),
                 },
                 Some((name, lib)) => Contender {
                     name: name.to_owned(),
                     binary: bin_dir.join("workloads-system"),
                     preload: Some(PathBuf::from(lib)),
+                    env: Vec::new(),
                 },
             };
             check(&contender)?;
@@ -96,6 +115,7 @@ pub fn c_side(
         name: "spanalloc".to_owned(),
         binary: system.clone(),
         preload: Some(spanalloc),
+        env: Vec::new(),
     }];
     let mut left_out = Vec::new();
     for (name, file, package) in [("glibc", "libc.so.6", "libc6")]
@@ -107,6 +127,7 @@ pub fn c_side(
                 name: name.to_owned(),
                 binary: system.clone(),
                 preload: Some(lib),
+                env: Vec::new(),
             }),
             None => left_out.push(format!(
                 "{name}: {file} not found (apt-get install {package})"
@@ -159,6 +180,13 @@ mod tests {
         assert_eq!(got[1].name, "c");
         assert_eq!(got[1].binary, dir.join("workloads-system"));
         assert_eq!(got[1].preload.as_deref(), Some(lib.as_path()));
+
+        let got = from_specs(&[PROFILED.to_owned()], &dir).unwrap();
+        assert_eq!(got[0].binary, dir.join("workloads-spanalloc"));
+        assert_eq!(
+            got[0].env,
+            [("SPANALLOC_PROFILE_RATE".to_owned(), "512K".to_owned())]
+        );
 
         let err = from_specs(&["nosuch".to_owned()], &dir).unwrap_err();
         assert!(err.contains("workloads-nosuch"), "{err}");

@@ -242,12 +242,13 @@ pub fn measure(
 }
 
 /// Puts `contender`'s library in `command`'s `LD_PRELOAD`, or takes
-/// `LD_PRELOAD` away for one without.
+/// `LD_PRELOAD` away for one without, and sets its options.
 pub fn preload(command: &mut Command, contender: &Contender) {
     match &contender.preload {
         Some(lib) => command.env("LD_PRELOAD", lib),
         None => command.env_remove("LD_PRELOAD"),
     };
+    command.envs(contender.env.iter().map(|(k, v)| (k, v)));
 }
 
 /// How each run is made.

@@ -59,6 +59,13 @@ pub fn render(report: &SuiteReport) -> String {
             );
         }
     }
+    if !c.options.is_empty() {
+        out.push_str("Options set in the environment of an allocator's runs:\n\n");
+        for (name, vars) in &c.options {
+            let _ = writeln!(out, "- {name}: `{vars}`");
+        }
+        out.push('\n');
+    }
     if !c.tools.is_empty() {
         out.push_str("Built and run besides the workloads binaries:\n\n");
         for (what, which) in &c.tools {
@@ -298,6 +305,21 @@ mod tests {
         );
         assert!(!md.contains("by kind of workload"), "{md}");
         assert!(md.contains("Source: `bench/workloads/src/`."), "{md}");
+    }
+
+    #[test]
+    fn options_are_listed() {
+        let mut config = config();
+        config.options = vec![(
+            "spanalloc-profiled".into(),
+            "SPANALLOC_PROFILE_RATE=512K".into(),
+        )];
+        let report = SuiteReport::new(Machine::detect(), config, vec![workload()], vec![]);
+        let md = render(&report);
+        assert!(
+            md.contains("- spanalloc-profiled: `SPANALLOC_PROFILE_RATE=512K`"),
+            "{md}"
+        );
     }
 
     #[test]

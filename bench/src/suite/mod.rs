@@ -72,13 +72,21 @@ pub struct SuiteArgs {
     #[arg(long, conflicts_with = "allocators")]
     c_side: bool,
 
+    /// Measure the heap profiler's cost instead: spanalloc as it runs by
+    /// default (profiler off) against the same build sampling at the
+    /// default rate (`spanalloc-profiled`: SPANALLOC_PROFILE_RATE=512K, no
+    /// profile written), on every workload.
+    #[arg(long, conflicts_with_all = ["allocators", "c_side"])]
+    profiler_cost: bool,
+
     /// With --c-side, preload this libspanalloc.so rather than the one in
     /// the binaries' folder.
     #[arg(long, value_name = "PATH", requires = "c_side")]
     libspanalloc: Option<PathBuf>,
 
     /// Where to write latest.md, latest.json and the SVG charts
-    /// [default: bench/results, or bench/results/c with --c-side].
+    /// [default: bench/results, bench/results/c with --c-side,
+    /// bench/results/profiler with --profiler-cost].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
@@ -122,10 +130,11 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
         .runs
         .map_or(if args.quick { 1 } else { 5 }, |r| r as usize);
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    let out_dir = match (&args.out, args.c_side) {
-        (Some(dir), _) => dir.clone(),
-        (None, false) => results,
-        (None, true) => results.join("c"),
+    let out_dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None if args.c_side => results.join("c"),
+        None if args.profiler_cost => results.join("profiler"),
+        None => results,
     };
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
@@ -134,6 +143,9 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
     };
     let (contenders, mut left_out) = if args.c_side {
         allocators::c_side(&bin_dir, args.libspanalloc.as_deref())?
+    } else if args.profiler_cost {
+        let specs = ["spanalloc", allocators::PROFILED].map(String::from);
+        (allocators::from_specs(&specs, &bin_dir)?, Vec::new())
     } else {
         (
             allocators::from_specs(&args.allocators, &bin_dir)?,
@@ -189,6 +201,15 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
     if args.c_side {
         command.push_str(" --c-side");
     }
+    if args.profiler_cost {
+        command.push_str(" --profiler-cost");
+    }
+    if !args.c_side && !args.profiler_cost && args.allocators != allocators::RUST {
+        command.push_str(&format!(" --allocators {}", args.allocators.join(",")));
+    }
+    for pattern in &args.only {
+        command.push_str(&format!(" --only {pattern}"));
+    }
     let config = SuiteConfig {
         runs,
         quick: args.quick,
@@ -196,6 +217,14 @@ fn run(args: &SuiteArgs) -> Result<(), String> {
         preloads: contenders
             .iter()
             .filter_map(|c| Some((c.name.clone(), c.preload.as_ref()?.display().to_string())))
+            .collect(),
+        options: contenders
+            .iter()
+            .filter(|c| !c.env.is_empty())
+            .map(|c| {
+                let vars: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                (c.name.clone(), vars.join(" "))
+            })
             .collect(),
         command,
         tools: kit.tools(),

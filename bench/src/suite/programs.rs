@@ -248,6 +248,7 @@ pub fn run(
         final_rss: 0,
         rss_after_phase: None,
         rss_series: None,
+        profiled_alloc_bytes: None,
     };
     match program.program {
         Program::Python => {

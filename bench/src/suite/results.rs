@@ -269,6 +269,9 @@ pub struct SuiteConfig {
     pub allocators: Vec<String>,
     /// The C libraries preloaded, by allocator name: `(name, library)`.
     pub preloads: Vec<(String, String)>,
+    /// The options set for an allocator's runs, by allocator name:
+    /// `(name, "VAR=VALUE ...")`.
+    pub options: Vec<(String, String)>,
     /// The command that runs the suite this way.
     pub command: String,
     /// The programs built or run besides the workloads binaries, as
@@ -430,6 +433,7 @@ pub(crate) mod tests {
                 final_rss: 0,
                 rss_after_phase: None,
                 rss_series: None,
+                profiled_alloc_bytes: None,
             },
         }
     }
@@ -488,6 +492,7 @@ pub(crate) mod tests {
             quick: true,
             allocators: vec!["spanalloc".into(), "system".into()],
             preloads: vec![],
+            options: vec![],
             command: "suite".into(),
             tools: vec![],
             left_out: vec![],

@@ -15,6 +15,13 @@ use crate::{rss, Outcome, Size, Variant};
 
 /// Runs the command line of a workloads binary built with `allocator`.
 pub fn main(allocator: &str) -> ExitCode {
+    main_profiled(allocator, || None)
+}
+
+/// As [`main`], for an allocator with a heap profiler: `profiled()` is its
+/// estimate of the bytes allocated when sampling is on (None when off),
+/// asked once the workload is done.
+pub fn main_profiled(allocator: &str, profiled: fn() -> Option<u64>) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
@@ -48,6 +55,7 @@ pub fn main(allocator: &str) -> ExitCode {
         final_rss: rss::current(),
         rss_after_phase: phases.as_ref().map(|p| p.rss_after_phase),
         rss_series: phases.map(|p| p.series),
+        profiled_alloc_bytes: profiled(),
     };
     println!(
         "{}",

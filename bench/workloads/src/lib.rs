@@ -263,6 +263,11 @@ pub struct Outcome {
     pub rss_after_phase: Option<[u64; 4]>,
     /// `phased` only: the resident size over time.
     pub rss_series: Option<Vec<rss::Sample>>,
+    /// While a heap profiler sampled the run (spanalloc with
+    /// `SPANALLOC_PROFILE_RATE`): its estimate of the bytes allocated, from
+    /// the samples; shows that the profiler really was on.
+    #[serde(default)]
+    pub profiled_alloc_bytes: Option<u64>,
 }
 
 #[cfg(test)]
