@@ -10,7 +10,7 @@
 //! | retain_percent | `SPANALLOC_RETAIN_PERCENT` | `10` | free memory kept (not returned), as a percentage of the memory in use. |
 //! | memory_limit | `SPANALLOC_MEMORY_LIMIT` | `0` (none) | a soft limit on the memory spanalloc holds, in bytes (`K`, `M`, `G` suffixes): near it, every free page is returned at once and central caches are drained. |
 //! | scavenger | `SPANALLOC_SCAVENGER` | `1` | `0`: no background scavenger thread (memory is then returned only by `release_memory()` and under the memory limit). |
-//! | huge_pages | `SPANALLOC_HUGE_PAGES` | `1` | `0`: do not ask for transparent huge pages (`MADV_HUGEPAGE`) when the system is in `madvise` mode. |
+//! | huge_pages | `SPANALLOC_HUGE_PAGES` | `0` | `1`: ask for transparent huge pages (`MADV_HUGEPAGE` on the arenas) when the system's THP mode is `madvise`. Off by default: with `defrag=madvise` every such fault compacts memory synchronously, and small heaps grow in 2 MiB steps (README, "Huge pages"). Under THP `always` the kernel backs arenas with huge pages whatever this says. |
 //! | profile | `SPANALLOC_PROFILE` | unset | a path: sample allocations and write the heap profile (pprof) there at exit. |
 //! | profile_rate | `SPANALLOC_PROFILE_RATE` | `512K` | mean bytes allocated between samples of the heap profiler (`K`, `M`, `G` suffixes); setting it turns sampling on; `0`: off. |
 //! | profile_signal | `SPANALLOC_PROFILE_SIGNAL` | `0` (none) | a signal number: each time the process gets it, write the heap profile to `PATH.1`, `PATH.2`, … (sampling on). |
@@ -97,7 +97,7 @@ static DECAY_MS: AtomicU64 = AtomicU64::new(1000);
 static RETAIN_PERCENT: AtomicU64 = AtomicU64::new(10);
 static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(0);
 static SCAVENGER: AtomicU64 = AtomicU64::new(1);
-static HUGE_PAGES: AtomicU64 = AtomicU64::new(1);
+static HUGE_PAGES: AtomicU64 = AtomicU64::new(0);
 static PROFILE: AtomicU64 = AtomicU64::new(0);
 static PROFILE_RATE: AtomicU64 = AtomicU64::new(512 << 10);
 static PROFILE_SIGNAL: AtomicU64 = AtomicU64::new(0);
@@ -123,8 +123,8 @@ pub static OPTIONS: [OptionSpec; 11] = [
         doc: "soft limit on memory held, in bytes (K, M, G suffixes); 0: none" },
     OptionSpec { name: "scavenger", env: c"SPANALLOC_SCAVENGER", kind: Kind::Flag, default: 1, value: &SCAVENGER, path: None,
         doc: "0: no background scavenger thread" },
-    OptionSpec { name: "huge_pages", env: c"SPANALLOC_HUGE_PAGES", kind: Kind::Flag, default: 1, value: &HUGE_PAGES, path: None,
-        doc: "0: do not ask for transparent huge pages (MADV_HUGEPAGE)" },
+    OptionSpec { name: "huge_pages", env: c"SPANALLOC_HUGE_PAGES", kind: Kind::Flag, default: 0, value: &HUGE_PAGES, path: None,
+        doc: "1: ask for transparent huge pages (MADV_HUGEPAGE) in THP madvise mode" },
     OptionSpec { name: "profile", env: c"SPANALLOC_PROFILE", kind: Kind::Path, default: 0, value: &PROFILE, path: Some(&PROFILE_PATH),
         doc: "a path: sample allocations and write the heap profile (pprof) there at exit" },
     OptionSpec { name: "profile_rate", env: c"SPANALLOC_PROFILE_RATE", kind: Kind::Bytes, default: 512 << 10, value: &PROFILE_RATE, path: None,

@@ -14,7 +14,8 @@
 //!   fault. A merged run is as old as the mean of its parts, weighted by the
 //!   pages each may have backed (heap.rs, `merge_flags`), so a small piece
 //!   freed again and again does not keep a big old run from going back.
-//! * Huge pages: when the system uses transparent huge pages, the part of a
+//! * Huge pages: when the kernel backs the arenas with transparent huge
+//!   pages (THP `always`, or `madvise` with the `huge_pages` option), the part of a
 //!   free run inside a 2 MiB chunk is returned only if the chunk is mostly
 //!   free: the run covers at least half of it, or the chunk's free runs
 //!   together cover more than half. Returning a few pages of a huge page
@@ -68,7 +69,13 @@ impl Policy {
         Policy {
             decay_ms: o.decay_ms,
             retain_percent: o.retain_percent,
-            huge_page_aware: o.huge_pages && thp_mode() != ThpMode::Never,
+            // Whether the kernel backs the arenas with huge pages: always
+            // under THP `always`, under `madvise` when we ask for them.
+            huge_page_aware: match thp_mode() {
+                ThpMode::Always => true,
+                ThpMode::Madvise => o.huge_pages,
+                ThpMode::Never => false,
+            },
         }
     }
 }
