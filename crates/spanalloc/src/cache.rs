@@ -4,7 +4,9 @@
 //! list and a sized free pushes onto it: no lock, no atomic read-modify-write,
 //! no system call. Each list is bounded: when a free finds it full, one batch
 //! goes back to the mcentral; when a malloc finds it empty, one batch comes
-//! from the mcentral. An object freed by a thread other than the one that
+//! from the mcentral. The bounds grow with use, within the thread's share of
+//! an overall budget that the active caches divide among themselves
+//! ([`thread_cache_budget`]). An object freed by a thread other than the one that
 //! allocated it simply joins the freeing thread's list: memory of a class is
 //! interchangeable, and the bound plus the batch hand-over through the
 //! transfer slots keep it from piling up anywhere.
@@ -47,6 +49,21 @@ const MAX_CLASS_BYTES: usize = 256 << 10;
 /// The most bytes all of a thread's lists together may be allowed to hold
 /// (the sum of their bounds).
 pub const MAX_THREAD_CACHE_BYTES: usize = 4 << 20;
+/// The bounds of all the threads' lists together, shared out among the
+/// active caches: each may grow its lists past one batch while the sum of
+/// its bounds stays within its share ([`thread_cache_budget`]). One or two
+/// threads get [`MAX_THREAD_CACHE_BYTES`] each; with many, each keeps about
+/// one batch per class, as TCMalloc shares one overall thread-cache size out
+/// among its threads. Measured on the suite (README): with 8 or 16 threads
+/// exchanging objects, peak RSS fell by 40-50% for no measurable loss in
+/// time; a single thread with 10,000 objects live needs the full 4 MiB.
+const OVERALL_THREAD_CACHE_BYTES: usize = 8 << 20;
+
+/// What the sum of a cache's bounds may grow to while `active` caches are
+/// registered.
+fn thread_cache_budget(active: usize) -> usize {
+    (OVERALL_THREAD_CACHE_BYTES / active.max(1)).min(MAX_THREAD_CACHE_BYTES)
+}
 
 /// The bound of a class's list: starts at one batch; each time a free finds
 /// the list full it grows by a batch (a "slow start", as TCMalloc's thread
@@ -383,9 +400,15 @@ impl MCache {
             return unsafe { free_direct(heap, class, p, self.state.get() == CHECKED) };
         }
         let l = self.list(class);
-        if l.count.get() >= l.limit.get() && !self.grow_limit(class) {
-            // SAFETY: the list holds at least one batch (limit >= batch).
-            unsafe { self.flush(heap, class, class_batch(class)) };
+        if l.count.get() >= l.limit.get() && !self.grow_limit(heap, class) {
+            self.shrink_limit(heap, class);
+            // Whole batches go until there is room: one, or two when the
+            // bound was just lowered by a batch.
+            while l.count.get() >= l.limit.get() {
+                // SAFETY: count >= limit >= one batch, so the list holds a
+                // whole batch.
+                unsafe { self.flush(heap, class, class_batch(class)) };
+            }
             if heap.process_heap {
                 // No lock is held here: a good place to start the scavenger
                 // (and the profiler's signal thread, if asked for).
@@ -449,18 +472,34 @@ impl MCache {
     }
 
     /// Raises the bound of `class` by one batch if that class and the
-    /// thread's total allow; true if it did.
-    fn grow_limit(&self, class: usize) -> bool {
+    /// thread's share of the overall budget allow; true if it did.
+    fn grow_limit<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> bool {
         let l = self.list(class);
         let batch = class_batch(class);
         let grown = l.limit.get() as usize + batch;
         let bytes = self.limit_bytes.get() + batch * class_size(class);
-        if grown > max_limit(class) || bytes > MAX_THREAD_CACHE_BYTES {
+        let budget = thread_cache_budget(heap.active_caches.load(Relaxed));
+        if grown > max_limit(class) || bytes > budget {
             return false;
         }
         l.limit.set(grown as u32);
         self.limit_bytes.set(bytes);
         true
+    }
+
+    /// Lowers the bound of `class` by one batch (never below one batch) if
+    /// the cache's bounds add up to more than its share, which happens when
+    /// more threads started after it grew: a full list gives back a little
+    /// at each overflow until the cache fits its share.
+    fn shrink_limit<O: OsMem>(&self, heap: &MHeap<O>, class: usize) {
+        let l = self.list(class);
+        let batch = class_batch(class);
+        let budget = thread_cache_budget(heap.active_caches.load(Relaxed));
+        if self.limit_bytes.get() > budget && l.limit.get() as usize > batch {
+            l.limit.set(l.limit.get() - batch as u32);
+            self.limit_bytes
+                .set(self.limit_bytes.get() - batch * class_size(class));
+        }
     }
 
     /// FRESH → ACTIVE: sets the limits, joins the registry, installs the exit hook.
@@ -483,6 +522,7 @@ impl MCache {
         self.heap.set(heap as *const MHeap<O> as *const ());
         self.release.set(Some(release_thunk::<O>));
         heap.caches.lock().insert(self);
+        heap.active_caches.fetch_add(1, Relaxed);
         if heap.process_heap {
             // The process's heap: arrange the at-exit report, if asked for.
             // atexit may allocate; this cache is usable by now.
@@ -516,6 +556,7 @@ impl MCache {
             heap.counters.class_nfree[class].fetch_add(k.nfree.swap(0, Relaxed), Relaxed);
         }
         reg.remove(self);
+        heap.active_caches.fetch_sub(1, Relaxed);
         self.state.set(DEAD);
     }
 

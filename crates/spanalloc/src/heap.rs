@@ -24,7 +24,7 @@ use crate::span::{MSpan, SpanList, SpanState};
 use crate::stats::HeapCounters;
 use crate::sync::{Mutex, MutexGuard};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 /// Exact-size free lists cover runs of 1..EXACT_LISTS pages.
 const EXACT_LISTS: usize = 128;
@@ -92,6 +92,10 @@ pub struct MHeap<O: OsMem> {
     pub(crate) central: [MCentral; NUM_CLASSES],
     /// Every live thread cache, for statistics.
     pub(crate) caches: Mutex<CacheRegistry>,
+    /// How many caches are in the registry (changed under its lock, read
+    /// without it on the caches' slow paths, which share the thread-cache
+    /// budget by it: cache.rs).
+    pub(crate) active_caches: AtomicUsize,
     /// Counters for statistics.
     pub(crate) counters: HeapCounters,
     /// Whether this is the process's heap (at most one per process): its
@@ -285,6 +289,7 @@ impl<O: OsMem> MHeap<O> {
             pages: Mutex::new(PageHeap::new()),
             central: [const { MCentral::new() }; NUM_CLASSES],
             caches: Mutex::new(CacheRegistry::new()),
+            active_caches: AtomicUsize::new(0),
             counters: HeapCounters::new(),
             process_heap,
             checked: AtomicU8::new(0),

@@ -220,3 +220,53 @@ fn zero_filled_storage_is_a_fresh_cache() {
     z.release_all(heap);
     heap.check_invariants();
 }
+
+/// Fills and frees `n` objects of `class` through `cache`.
+fn churn_class(heap: &MHeap<crate::os::fake::FakeOs>, cache: &MCache, class: usize, n: usize) {
+    let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class)).collect();
+    for &p in &objs {
+        assert!(!p.is_null());
+        // SAFETY: p is live, of this class, freed once.
+        unsafe { cache.free(heap, class, p) };
+    }
+}
+
+#[test]
+fn the_thread_cache_budget_is_shared_among_active_caches() {
+    assert_eq!(thread_cache_budget(1), MAX_THREAD_CACHE_BYTES);
+    assert_eq!(thread_cache_budget(2), MAX_THREAD_CACHE_BYTES);
+    assert_eq!(thread_cache_budget(8), 1 << 20);
+    assert_eq!(thread_cache_budget(0), MAX_THREAD_CACHE_BYTES);
+
+    let heap = test_heap(BUDGET);
+    let class = class_of(1024);
+    let batch = class_batch(class);
+    // Alone, a cache grows the list to its class bound.
+    let alone = MCache::new();
+    churn_class(heap, &alone, class, 4 * max_limit(class));
+    assert_eq!(heap.active_caches.load(Relaxed), 1);
+    assert_eq!(alone.list(class).limit.get() as usize, max_limit(class));
+    let grown = alone.limit_bytes.get();
+    // With many caches active, a new one keeps one batch per class: its
+    // first bounds already add up to more than its share.
+    heap.active_caches.store(64, Relaxed);
+    let crowded = MCache::new();
+    churn_class(heap, &crowded, class, 4 * max_limit(class));
+    assert_eq!(crowded.list(class).limit.get() as usize, batch);
+    assert!(crowded.cached(class) <= batch);
+    // And the one that grew gives back a batch of bound at each overflow
+    // until it is down to one batch.
+    churn_class(heap, &alone, class, 4 * max_limit(class));
+    assert_eq!(alone.list(class).limit.get() as usize, batch);
+    assert_eq!(
+        alone.limit_bytes.get(),
+        grown - (max_limit(class) - batch) * class_size(class)
+    );
+    assert!(alone.cached(class) <= batch);
+    heap.active_caches.store(2, Relaxed);
+    for c in [&alone, &crowded] {
+        c.release_all(heap);
+    }
+    assert_eq!(heap.active_caches.load(Relaxed), 0);
+    heap.check_invariants();
+}
