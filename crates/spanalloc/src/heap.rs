@@ -40,7 +40,8 @@ const MIN_GROW: usize = 64 << 10;
 /// Invariants: every Free span is on exactly one list, the one for its
 /// length (`large` from EXACT_LISTS pages on); bit n of `nonempty` is set
 /// iff `free[n]` is non-empty; `free_pages` is the sum of their lengths; a
-/// Free span that is clean (`needzero` false) has every page released.
+/// Free span that is clean (`needzero` false) has every page released; a
+/// Free span's `backed` is the number of its pages not released.
 pub struct PageHeap {
     free: [SpanList; EXACT_LISTS],
     large: SpanList,
@@ -92,9 +93,9 @@ pub struct MHeap<O: OsMem> {
     pub(crate) central: [MCentral; NUM_CLASSES],
     /// Every live thread cache, for statistics.
     pub(crate) caches: Mutex<CacheRegistry>,
-    /// How many caches are in the registry (changed under its lock, read
-    /// without it on the caches' slow paths, which share the thread-cache
-    /// budget by it: cache.rs).
+    /// How many caches are in the registry (changed as caches join and
+    /// leave it, read on the caches' slow paths, which share the
+    /// thread-cache budget by it: cache.rs).
     pub(crate) active_caches: AtomicUsize,
     /// Counters for statistics.
     pub(crate) counters: HeapCounters,
@@ -392,6 +393,8 @@ impl<O: OsMem> MHeap<O> {
             s.write(MSpan::empty());
             (*s).start = base as usize;
             (*s).npages = bytes >> PAGE_SHIFT;
+            // Clean: all released (marked below), nothing backed.
+            (*s).backed = 0;
         }
         if !ph.add_region(&self.os, base as usize, bytes) {
             // SAFETY: the span record and the region are ours and unused.
@@ -427,7 +430,8 @@ impl<O: OsMem> MHeap<O> {
         if rest.is_null() {
             return rest;
         }
-        // SAFETY: s is valid (caller); rest is fresh record memory we initialise.
+        // SAFETY: s is valid (caller); rest is fresh record memory we
+        // initialise; the pages of both pieces are in the pagemap.
         unsafe {
             debug_assert!((*s).npages > n);
             let mut r = MSpan::empty();
@@ -436,6 +440,19 @@ impl<O: OsMem> MHeap<O> {
             r.state = SpanState::Free;
             r.needzero = (*s).needzero;
             r.freed_at = (*s).freed_at;
+            // Count the backed pages of the smaller piece; the other has
+            // the rest. (Counted for an in-use span too, where `backed` means
+            // nothing: cheap, and set again when it is freed.)
+            if (*s).needzero {
+                if n <= r.npages {
+                    let first = self.pagemap.count_unreleased((*s).start, n);
+                    r.backed = (*s).backed.saturating_sub(first);
+                    (*s).backed = first;
+                } else {
+                    r.backed = self.pagemap.count_unreleased(r.start, r.npages);
+                    (*s).backed = (*s).backed.saturating_sub(r.backed);
+                }
+            }
             rest.write(r);
             (*s).npages = n;
             self.pagemap.set((*s).last_page(), s);
@@ -509,8 +526,8 @@ impl<O: OsMem> MHeap<O> {
     }
 
     /// Gives the pages of `s` back to the free lists, merging with free
-    /// neighbours. The caller has set `needzero` and accounted the span out
-    /// of `inuse_spans`.
+    /// neighbours. The caller has set `needzero` and `backed` and accounted
+    /// the span out of `inuse_spans`.
     ///
     /// # Safety
     /// `s` must be a valid span on no list whose pages nobody uses any more.
@@ -531,6 +548,7 @@ impl<O: OsMem> MHeap<O> {
                     self.merge_flags(s, left);
                     (*s).start = (*left).start;
                     (*s).npages += (*left).npages;
+                    (*s).backed += (*left).backed;
                     (*left).state = SpanState::Dead;
                     ph.spans.free(left);
                 }
@@ -541,6 +559,7 @@ impl<O: OsMem> MHeap<O> {
                 ph.remove(right);
                 self.merge_flags(s, right);
                 (*s).npages += (*right).npages;
+                (*s).backed += (*right).backed;
                 (*right).state = SpanState::Dead;
                 ph.spans.free(right);
             }
@@ -555,8 +574,8 @@ impl<O: OsMem> MHeap<O> {
 
     /// Flags of a free run merged from `s` and `other` (called before their
     /// lengths are added up): dirty if either is; freed at the mean of their
-    /// times, weighted by the pages each may have backed (all of a dirty
-    /// run's pages, none of a clean one's, whose pages are all released).
+    /// times, weighted by the pages each has backed (`backed`: released pages
+    /// have nothing left to decay).
     ///
     /// The mean, rather than the later time, keeps a big run that has long
     /// been free old when a small piece of it is allocated and freed again
@@ -569,11 +588,11 @@ impl<O: OsMem> MHeap<O> {
     unsafe fn merge_flags(&self, s: *mut MSpan, other: *mut MSpan) {
         // SAFETY: both valid (caller).
         unsafe {
-            let weight = |x: *mut MSpan| u128::from((*x).needzero) * (*x).npages as u128;
+            let weight = |x: *mut MSpan| (*x).backed as u128;
             let (ws, wo) = (weight(s), weight(other));
             let sum = u128::from((*s).freed_at) * ws + u128::from((*other).freed_at) * wo;
-            // The mean of two u64 values fits a u64; with both runs clean
-            // (no weight) the time does not matter: take the later.
+            // The mean of two u64 values fits a u64; with nothing backed on
+            // either side the time does not matter: take the later.
             (*s).freed_at = match sum.checked_div(ws + wo) {
                 Some(mean) => mean as u64,
                 None => (*s).freed_at.max((*other).freed_at),
@@ -610,7 +629,9 @@ impl<O: OsMem> MHeap<O> {
             debug_assert_eq!((*s).allocated, 0);
             self.counters.class_spans[(*s).class as usize].fetch_sub(1, Relaxed);
             self.counters.inuse_spans.fetch_sub((*s).bytes(), Relaxed);
+            // Every page of a span in use is backed (alloc_pages marked them).
             (*s).needzero = true;
+            (*s).backed = (*s).npages;
             self.free_span_locked(&mut ph, s);
         }
     }
@@ -702,6 +723,7 @@ impl<O: OsMem> MHeap<O> {
         unsafe {
             let freed = (*s).bytes();
             (*s).needzero = true;
+            (*s).backed = (*s).npages;
             self.free_span_locked(ph, s);
             let excess = self.over_limit_bytes();
             if excess > 0 {
@@ -725,7 +747,7 @@ impl<O: OsMem> MHeap<O> {
         while released < want && hi > start {
             let lo = (hi.saturating_sub(want - released) & !(HUGE_PAGE - 1)).max(start);
             // SAFETY: [lo, hi) lies inside the free run s (caller).
-            released += unsafe { self.release_range_locked(lo, (hi - lo) >> PAGE_SHIFT) };
+            released += unsafe { self.release_range_locked(s, lo, (hi - lo) >> PAGE_SHIFT) };
             hi = lo;
         }
         self.counters.released.fetch_add(released, Relaxed);
@@ -739,21 +761,23 @@ impl<O: OsMem> MHeap<O> {
     }
 
     /// Returns to the OS the pages of `[start, start + npages pages)` that
-    /// are still backed and marks them all released; returns the bytes
-    /// returned. The caller adds them to `counters.released`.
+    /// are still backed and marks them all released, keeping `backed` of
+    /// the free run `s` they lie in true; returns the bytes returned. The
+    /// caller adds them to `counters.released`.
     ///
     /// # Safety
-    /// The range must lie inside one free run; the heap lock is held.
-    unsafe fn release_range_locked(&self, start: usize, npages: usize) -> usize {
+    /// The range must lie inside the free run `s`; the heap lock is held.
+    unsafe fn release_range_locked(&self, s: *mut MSpan, start: usize, npages: usize) -> usize {
         let mut released = 0;
         // SAFETY: the pages of a free run are in the pagemap and nobody uses
-        // them (caller), so they may be decommitted.
+        // them (caller), so they may be decommitted; s is valid (caller).
         unsafe {
             self.pagemap.for_each_unreleased(start, npages, |a, n| {
                 self.os.decommit(a as *mut u8, n << PAGE_SHIFT);
                 released += n << PAGE_SHIFT;
             });
             self.pagemap.mark_released(start, npages, true);
+            (*s).backed -= released >> PAGE_SHIFT;
         }
         released
     }
@@ -900,7 +924,7 @@ impl<O: OsMem> MHeap<O> {
                         debug_assert!(
                             start >= run.start && start + (npages << PAGE_SHIFT) <= (*s).end()
                         );
-                        released += self.release_range_locked(start, npages);
+                        released += self.release_range_locked(s, start, npages);
                     });
                     if self.pagemap.all_released((*s).start, (*s).npages) {
                         (*s).needzero = false;
@@ -1093,6 +1117,11 @@ impl<O: OsMem> MHeap<O> {
                     sp.needzero || unreleased == 0,
                     "clean free span {:#x} has {unreleased} backed pages",
                     sp.start
+                );
+                assert_eq!(
+                    sp.backed, unreleased,
+                    "free span {:#x} counts {} backed pages, the pagemap {unreleased}",
+                    sp.start, sp.backed
                 );
                 released_pages += sp.npages - unreleased;
             }

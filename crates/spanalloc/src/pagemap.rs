@@ -202,6 +202,17 @@ impl PageMap {
         }
     }
 
+    /// How many pages of `[start, start + npages pages)` are not released.
+    ///
+    /// # Safety
+    /// As for [`PageMap::set`], for every page of the range.
+    pub unsafe fn count_unreleased(&self, start: usize, npages: usize) -> usize {
+        let mut n = 0;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.for_each_unreleased(start, npages, |_, k| n += k) };
+        n
+    }
+
     /// Whether every page of the range is released.
     ///
     /// # Safety

@@ -70,6 +70,11 @@ pub struct MSpan {
     pub class: u8,
     /// Free: some page may hold non-zero bytes.
     pub needzero: bool,
+    /// Free: how many of its pages are backed by memory (not released to
+    /// the OS), exactly: the pagemap's released bits of its pages say the
+    /// same (MHeap::check_invariants compares them). What the span's
+    /// `freed_at` is weighted by when free runs merge.
+    pub backed: usize,
     /// Free: when the span's pages were last freed (the OS layer's clock,
     /// milliseconds), for the scavenger's decay.
     pub freed_at: u64,
@@ -101,6 +106,7 @@ impl MSpan {
             state: SpanState::Dead,
             class: 0,
             needzero: false,
+            backed: 0,
             freed_at: 0,
             in_full_list: false,
             elem_size: 0,

@@ -328,6 +328,51 @@ fn returning_part_of_a_free_run_takes_its_top_in_whole_huge_pages() {
 }
 
 #[test]
+fn merged_runs_are_as_old_as_their_backed_pages() {
+    use crate::scavenger::Policy;
+    let heap = test_heap(budget(1));
+    let mib = 1 << 20;
+    // A at [0, 28 MiB) of the arena, B at [28, 60 MiB); the rest is clean.
+    let (a, _) = heap.alloc_large(28 * mib, 8);
+    let (b, _) = heap.alloc_large(32 * mib, 8);
+    assert_eq!(b as usize, a as usize + 28 * mib);
+    fill(a, 28 * mib, 1);
+    fill(b, 32 * mib, 2);
+    heap.os().clock_ms.store(1_000, SeqCst);
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(b) };
+    let run = heap.pagemap.lookup(b as usize);
+    // SAFETY: run is B's free run (joined with the clean rest of the
+    // arena); the heap lock is held while part of it is returned.
+    unsafe {
+        let _ph = heap.lock();
+        assert_eq!((*run).backed, (32 * mib) >> PAGE_SHIFT);
+        assert_eq!(heap.release_tail_locked(run, 28 * mib), 28 * mib);
+        assert_eq!((*run).backed, (4 * mib) >> PAGE_SHIFT);
+        assert!((*run).needzero);
+    }
+    heap.check_invariants();
+    // A, freed later next to the run's 4 MiB still backed: the merged run
+    // is mostly A's 28 MiB, freed at 5 000 ms, so its age is 4 500 ms (had
+    // the run's released pages counted, it would be 2 867 ms and A's pages
+    // would go back before A had been free for the decay time).
+    heap.os().clock_ms.store(5_000, SeqCst);
+    // SAFETY: live, freed once.
+    unsafe { heap.free_large(a) };
+    let merged = heap.pagemap.lookup(a as usize);
+    // SAFETY: the merged free run's record; no other thread uses the heap.
+    unsafe { assert_eq!(((*merged).freed_at, (*merged).backed), (4_500, 4096)) };
+    let policy = Policy {
+        decay_ms: 1_000,
+        retain_percent: 0,
+        huge_page_aware: false,
+    };
+    assert_eq!(heap.scavenge(5_100, policy), 0);
+    assert_eq!(heap.scavenge(5_500, policy), 32 * mib);
+    heap.check_invariants();
+}
+
+#[test]
 fn a_shrunk_tail_is_kept_like_a_freed_object() {
     let heap = test_heap(budget(1));
     let (p, _) = heap.alloc_large(4 << 20, 8);
