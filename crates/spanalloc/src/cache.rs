@@ -105,10 +105,12 @@ pub const SAMPLING_OFF: u64 = 1 << 62;
 /// `frees` the frees pushed onto it, so `frees` needs no counter on the fast
 /// path. `nmalloc`/`nfree` are those two values as of the owner's last slow
 /// path (or [`MCache::publish_counts`]): what statistics read from other
-/// threads, without a lock.
+/// threads, without a lock. `fetched_at_overflow` is `fetched` as of the
+/// list's last overflow (see [`MCache::free_slow`]).
 struct ListCounters {
     fetched: Cell<u64>,
     flushed: Cell<u64>,
+    fetched_at_overflow: Cell<u64>,
     nmalloc: AtomicU64,
     nfree: AtomicU64,
 }
@@ -165,6 +167,7 @@ impl MCache {
                 ListCounters {
                     fetched: Cell::new(0),
                     flushed: Cell::new(0),
+                    fetched_at_overflow: Cell::new(0),
                     nmalloc: AtomicU64::new(0),
                     nfree: AtomicU64::new(0),
                 }
@@ -400,7 +403,7 @@ impl MCache {
             return unsafe { free_direct(heap, class, p, self.state.get() == CHECKED) };
         }
         let l = self.list(class);
-        if l.count.get() >= l.limit.get() && !self.grow_limit(heap, class) {
+        if l.count.get() >= l.limit.get() && !self.grow_on_overflow(heap, class) {
             self.shrink_limit(heap, class);
             // Whole batches go until there is room: one, or two when the
             // bound was just lowered by a batch.
@@ -469,6 +472,20 @@ impl MCache {
         heap.counters.class_out[class].fetch_sub(n as i64, Relaxed);
         // SAFETY: the n objects were free objects of this class in our cache.
         unsafe { heap.central[class].put_batch(heap, class, first, n) };
+    }
+
+    /// The list of `class` is full as an object is freed: raises its bound
+    /// (true) if this thread also refilled the list from its mcentral since
+    /// the last overflow, so that a longer list saves trips both ways. A
+    /// thread that only frees objects of a class (a consumer, or a thread
+    /// collecting others' blocks) would only hold them longer: its bound
+    /// stays, and each overflow sends a batch on to the threads that
+    /// allocate.
+    fn grow_on_overflow<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> bool {
+        let k = &self.counters[class];
+        let refilled = k.fetched.get() != k.fetched_at_overflow.get();
+        k.fetched_at_overflow.set(k.fetched.get());
+        refilled && self.grow_limit(heap, class)
     }
 
     /// Raises the bound of `class` by one batch if that class and the
@@ -558,6 +575,40 @@ impl MCache {
         reg.remove(self);
         heap.active_caches.fetch_sub(1, Relaxed);
         self.state.set(DEAD);
+    }
+
+    /// In a `fork()` child, whose only thread is the one that forked (this
+    /// cache's): drops every other cache from the registry, folding their
+    /// counters into the heap's, so that the child's one thread gets the
+    /// whole thread-cache budget again. Their cached objects stay stranded
+    /// (no thread is left to use them), counted as cached.
+    ///
+    /// # Safety
+    /// Only in the fork child handler, with the registry lock still held by
+    /// this thread (taken in the prepare handler), before it is released.
+    pub unsafe fn forget_others_after_fork<O: OsMem>(&self, heap: &MHeap<O>) {
+        // SAFETY: this thread holds the registry lock (caller); the caches it
+        // lists live on in the child's copy of the parent's memory.
+        let reg = unsafe { &mut *heap.caches.data_ptr() };
+        let mut c = reg.head;
+        let mut kept = 0;
+        while !c.is_null() {
+            // SAFETY: registered caches are alive (invariant, as above).
+            let cache = unsafe { &*c };
+            let next = cache.reg_next.get();
+            if core::ptr::eq(cache, self) {
+                kept = 1;
+            } else {
+                for (class, k) in cache.counters.iter().enumerate().skip(1) {
+                    heap.counters.class_nmalloc[class]
+                        .fetch_add(k.nmalloc.swap(0, Relaxed), Relaxed);
+                    heap.counters.class_nfree[class].fetch_add(k.nfree.swap(0, Relaxed), Relaxed);
+                }
+                reg.remove(cache);
+            }
+            c = next;
+        }
+        heap.active_caches.store(kept, Relaxed);
     }
 
     /// Gives every cached object back to the mcentrals; the cache stays usable.

@@ -151,8 +151,10 @@ pub fn fork_parent() {
 /// `pthread_atfork` child handler: releases the locks the forking thread
 /// took (it is the child's only thread).
 pub fn fork_child() {
-    // SAFETY: the forking thread took them in fork_prepare.
+    // SAFETY: the forking thread took them in fork_prepare, the registry
+    // lock among them, and this is the child handler.
     unsafe {
+        with_cache(|c| c.forget_others_after_fork(&HEAP));
         HEAP.fork_unlock_all();
         crate::profile::fork_unlock();
     }

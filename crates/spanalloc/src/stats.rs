@@ -158,6 +158,8 @@ pub struct Stats {
     pub large_allocs: u64,
     /// Large objects freed since start.
     pub large_frees: u64,
+    /// Threads with an active cache (they share the thread-cache budget).
+    pub thread_caches: usize,
     /// Per size class; index 0 is unused (large objects are counted above).
     pub classes: [ClassStats; NUM_CLASSES],
 }
@@ -197,6 +199,7 @@ impl<O: OsMem> MHeap<O> {
             large_bytes: c.large_live.load(Relaxed),
             large_allocs: c.large_allocs.load(Relaxed),
             large_frees: c.large_frees.load(Relaxed),
+            thread_caches: self.active_caches.load(Relaxed),
             classes,
         }
     }
@@ -213,7 +216,7 @@ impl<O: OsMem> MHeap<O> {
 
 impl Stats {
     /// The heap-wide figures, as (name, bytes-or-count) pairs, in report order.
-    fn totals(&self) -> [(&'static str, u64); 13] {
+    fn totals(&self) -> [(&'static str, u64); 14] {
         [
             ("live_bytes", self.live_bytes as u64),
             ("thread_cache_bytes", self.thread_cache_bytes as u64),
@@ -228,6 +231,7 @@ impl Stats {
             ("large_bytes", self.large_bytes as u64),
             ("large_allocs", self.large_allocs),
             ("large_frees", self.large_frees),
+            ("thread_caches", self.thread_caches as u64),
         ]
     }
 
@@ -314,6 +318,7 @@ mod tests {
             large_bytes: 0,
             large_allocs: 0,
             large_frees: 0,
+            thread_caches: 0,
             classes,
         }
     }

@@ -241,9 +241,12 @@ fn the_thread_cache_budget_is_shared_among_active_caches() {
     let heap = test_heap(BUDGET);
     let class = class_of(1024);
     let batch = class_batch(class);
-    // Alone, a cache grows the list to its class bound.
+    // Alone, a cache that keeps allocating and freeing grows the list to
+    // its class bound (a batch per round of refills and overflows).
     let alone = MCache::new();
-    churn_class(heap, &alone, class, 4 * max_limit(class));
+    for _ in 0..MAX_BATCHES {
+        churn_class(heap, &alone, class, 4 * max_limit(class));
+    }
     assert_eq!(heap.active_caches.load(Relaxed), 1);
     assert_eq!(alone.list(class).limit.get() as usize, max_limit(class));
     let grown = alone.limit_bytes.get();
@@ -256,7 +259,9 @@ fn the_thread_cache_budget_is_shared_among_active_caches() {
     assert!(crowded.cached(class) <= batch);
     // And the one that grew gives back a batch of bound at each overflow
     // until it is down to one batch.
-    churn_class(heap, &alone, class, 4 * max_limit(class));
+    for _ in 0..MAX_BATCHES {
+        churn_class(heap, &alone, class, 4 * max_limit(class));
+    }
     assert_eq!(alone.list(class).limit.get() as usize, batch);
     assert_eq!(
         alone.limit_bytes.get(),
@@ -268,5 +273,32 @@ fn the_thread_cache_budget_is_shared_among_active_caches() {
         c.release_all(heap);
     }
     assert_eq!(heap.active_caches.load(Relaxed), 0);
+    heap.check_invariants();
+}
+
+#[test]
+fn a_cache_that_only_frees_a_class_keeps_its_bound() {
+    let heap = test_heap(BUDGET);
+    let class = class_of(256);
+    let batch = class_batch(class);
+    // One thread allocates, another only frees (a consumer): the consumer's
+    // list never grows past a batch, whatever it frees.
+    let producer = MCache::new();
+    let consumer = MCache::new();
+    for _ in 0..4 {
+        let objs: Vec<*mut u8> = (0..10 * batch)
+            .map(|_| producer.alloc(heap, class))
+            .collect();
+        for p in objs {
+            assert!(!p.is_null());
+            // SAFETY: p is live, of this class, freed once.
+            unsafe { consumer.free(heap, class, p) };
+            assert!(consumer.cached(class) <= batch);
+        }
+    }
+    assert_eq!(consumer.list(class).limit.get() as usize, batch);
+    for c in [&producer, &consumer] {
+        c.release_all(heap);
+    }
     heap.check_invariants();
 }
