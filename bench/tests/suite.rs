@@ -223,6 +223,45 @@ fn quick_c_side_runs_every_workload_under_every_c_allocator() {
     assert!(md.contains("The same, by kind of workload"), "{md}");
 }
 
+/// `--all` runs the three parts, each into its own folder under `--out`.
+#[test]
+fn quick_all_writes_the_three_parts() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("suite-quick-all");
+    let lib = libspanalloc();
+    quick_suite(
+        &out,
+        &[
+            "--all",
+            "--only",
+            "pairs/64",
+            "--libspanalloc",
+            lib.to_str().unwrap(),
+        ],
+    );
+    for (folder, allocators) in [
+        ("", &ALLOCATORS[..]),
+        ("c", &C_ALLOCATORS[..]),
+        ("profiler", &["spanalloc", "spanalloc-profiled"][..]),
+    ] {
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(folder).join("latest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["config"]["allocators"], serde_json::json!(allocators));
+        assert_eq!(json["workloads"][0]["name"], "pairs/64", "{folder}");
+    }
+}
+
+#[test]
+fn libspanalloc_needs_the_c_side() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spanalloc-bench"))
+        .args(["suite", "--quick", "--libspanalloc", "/x.so"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--c-side or --all"));
+}
+
 #[test]
 fn unknown_workload_pattern_is_an_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_spanalloc-bench"))

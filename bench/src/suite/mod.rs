@@ -40,7 +40,7 @@ use jobs::{Job, Kit};
 use results::{Metric, SuiteConfig, SuiteReport, WorkloadResult};
 
 /// The command line of `spanalloc-bench suite`.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct SuiteArgs {
     /// Smoke test: every workload at a tiny size, one run per allocator
     /// (unless --runs says otherwise). Checks that everything runs, not how
@@ -79,9 +79,16 @@ pub struct SuiteArgs {
     #[arg(long, conflicts_with_all = ["allocators", "c_side"])]
     profiler_cost: bool,
 
-    /// With --c-side, preload this libspanalloc.so rather than the one in
-    /// the binaries' folder.
-    #[arg(long, value_name = "PATH", requires = "c_side")]
+    /// The whole comparison, one part after the other: the Rust allocators
+    /// (bench/results), the C allocators (--c-side, bench/results/c) and
+    /// the profiler's cost (--profiler-cost, bench/results/profiler); with
+    /// --out DIR, into DIR, DIR/c and DIR/profiler.
+    #[arg(long, conflicts_with_all = ["allocators", "c_side", "profiler_cost"])]
+    all: bool,
+
+    /// With --c-side (or --all), preload this libspanalloc.so rather than
+    /// the one in the binaries' folder.
+    #[arg(long, value_name = "PATH")]
     libspanalloc: Option<PathBuf>,
 
     /// Where to write latest.md, latest.json and the SVG charts
@@ -99,15 +106,36 @@ pub struct SuiteArgs {
     timeout: u64,
 }
 
-/// Runs the suite as `args` say.
+/// Runs the suite as `args` say (with `--all`, each of its parts in turn).
 pub fn main(args: SuiteArgs) -> ExitCode {
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    if args.libspanalloc.is_some() && !(args.c_side || args.all) {
+        eprintln!("spanalloc-bench suite: --libspanalloc goes with --c-side or --all");
+        return ExitCode::from(2);
+    }
+    let parts = if args.all {
+        let part = |c_side, profiler_cost, folder: &str| SuiteArgs {
+            c_side,
+            profiler_cost,
+            all: false,
+            out: args.out.as_ref().map(|o| o.join(folder)),
+            libspanalloc: args.libspanalloc.clone().filter(|_| c_side),
+            ..args.clone()
+        };
+        vec![
+            part(false, false, ""),
+            part(true, false, "c"),
+            part(false, true, "profiler"),
+        ]
+    } else {
+        vec![args]
+    };
+    for part in &parts {
+        if let Err(e) = run(part) {
             eprintln!("spanalloc-bench suite: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
 }
 
 /// The suite, start to end.
