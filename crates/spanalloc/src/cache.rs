@@ -299,7 +299,7 @@ impl MCache {
         self.arm(class);
         if sampling {
             self.in_profiler.set(true);
-            let p = crate::profile::sample_small(class_size(class));
+            let p = crate::profile::sample_small(class);
             self.in_profiler.set(false);
             if !p.is_null() {
                 self.publish(class);
@@ -424,9 +424,10 @@ impl MCache {
         self.publish(class);
     }
 
-    /// A sized free while the heap profiler is on, which sends them all here
-    /// as class 0 (sizeclass::free_class_of): the span says what `p` is, a
-    /// sampled object alone in a Large span or an object of its class.
+    /// A sized free of a class with sampled objects alive, which the heap
+    /// profiler sends here as class 0 (sizeclass::free_class_of): the span
+    /// says what `p` is, a sampled object alone in a Large span or an object
+    /// of its class.
     ///
     /// # Safety
     /// `p` must be a live object allocated from `heap`, unused from now on.

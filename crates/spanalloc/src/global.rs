@@ -112,13 +112,6 @@ fn small_class(size: usize, align: usize) -> Option<usize> {
     }
 }
 
-/// Sends every sized free through the thread cache's slow path from now on,
-/// where sampled objects are found (the heap profiler calls this before its
-/// first sample can exist; see sizeclass::free_class_of).
-pub(crate) fn route_sized_frees_out_of_line() {
-    crate::sizeclass::send_sized_frees_to_slow_path();
-}
-
 /// Allocates `size` bytes aligned to `align` (a power of two). Null if the
 /// size overflows or the OS refuses memory.
 #[inline(always)]
@@ -171,8 +164,9 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
     if size <= MAX_SMALL_SIZE && align <= FAST_ALIGN {
         // Rounding to the alignment is exact for align <= FAST_ALIGN
         // (sizeclass.rs proves it); max(1) keeps a zero size aligned. The
-        // class comes from the tables the heap profiler can blank (class 0:
-        // the cache's slow path then asks the span).
+        // class comes from the tables in which the heap profiler blanks the
+        // classes that have sampled objects alive (class 0: the cache's slow
+        // path then asks the span).
         let class = free_class_of((size.max(1) + align - 1) & !(align - 1));
         // SAFETY: p is a live object of this size (caller): of this class,
         // or class 0.

@@ -31,10 +31,11 @@ pub fn class_of(size: usize) -> usize {
 }
 
 /// [`class_of`] for sized frees, from copies of the two tables that the heap profiler
-/// can blank ([`send_sized_frees_to_slow_path`]): while they are intact the answers are
-/// the same and cost the same loads; blanked, every answer is class 0, whose cache list
-/// never has room, so every sized free leaves the fast path through the branch it already
-/// has (cache.rs then finds the class, and any sampled object, through the span).
+/// edits ([`route_sized_frees`]): while a class's entries are intact the answers are the
+/// same and cost the same loads; while they are blanked (the class has sampled objects
+/// alive), its sizes answer class 0, whose cache list never has room, so their frees leave
+/// the fast path through the branch it already has (cache.rs then finds the class, and any
+/// sampled object, through the span).
 #[inline(always)]
 pub fn free_class_of(size: usize) -> usize {
     if size <= SMALL_SIZE_MAX {
@@ -47,11 +48,24 @@ pub fn free_class_of(size: usize) -> usize {
     }
 }
 
-/// Blanks the tables of [`free_class_of`]: from now on every sized free takes the slow
-/// path. Done once, when the heap profiler is first enabled, before any object is sampled.
-pub fn send_sized_frees_to_slow_path() {
-    for c in FREE_CLASS8.iter().chain(FREE_CLASS128.iter()) {
-        c.store(0, Release);
+/// Sends the sized frees of class `c` to the slow path (`slow`: its entries in the tables
+/// of [`free_class_of`] answer 0) or back to the fast path. The heap profiler does the first
+/// before it hands out the first live sampled object of `c` and the second when the last one
+/// is freed, both under its lock; a thread freeing a sampled object therefore always sees its
+/// class blanked (the blanking happened before the object was handed out, and nothing undoes
+/// it while the object lives).
+pub fn route_sized_frees(c: usize, slow: bool) {
+    debug_assert!(0 < c && c < NUM_CLASSES);
+    let value = if slow { 0 } else { c as u8 };
+    for (entry, &class) in FREE_CLASS8.iter().zip(SIZE_TO_CLASS8.iter()) {
+        if usize::from(class) == c {
+            entry.store(value, Release);
+        }
+    }
+    for (entry, &class) in FREE_CLASS128.iter().zip(SIZE_TO_CLASS128.iter()) {
+        if usize::from(class) == c {
+            entry.store(value, Release);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! mspan: a run of pages that is free, holds objects of one size class, or
 //! holds one large object. See lib.rs for the overview.
 
-use crate::sizeclass::{class_nobjs, class_size, PAGE_SHIFT, PAGE_SIZE};
+use crate::sizeclass::{class_nobjs, class_size, object_index, PAGE_SHIFT, PAGE_SIZE};
 use core::ptr::null_mut;
 
 /// A free small object: while an object is free its first word links it to
@@ -213,9 +213,13 @@ impl MSpan {
 
     /// Whether `addr` is the start of an object slot of this Small span.
     pub fn is_object_address(&self, addr: usize) -> bool {
-        addr >= self.start
-            && addr < self.objects_end()
-            && (addr - self.start).is_multiple_of(self.elem_size as usize)
+        // The object index by multiply-and-shift (exact inside the span,
+        // sizeclass.rs proves it), not a division: C's free(), which finds
+        // the span from the address alone, asks this on every call.
+        addr >= self.start && addr < self.objects_end() && {
+            let offset = addr - self.start;
+            object_index(self.class as usize, offset) * self.elem_size as usize == offset
+        }
     }
 
     /// Checks the invariants written on [`MSpan`] (expensive for Small spans:

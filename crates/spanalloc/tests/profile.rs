@@ -67,6 +67,7 @@ fn child_entry() {
         "sites" => sites_child(),
         "threads" => threads_child(),
         "on_demand" => on_demand_child(),
+        "routing" => routing_child(),
         other => panic!("unknown case {other}"),
     }
     println!("PROFILE_CHILD_OK {case}");
@@ -300,4 +301,47 @@ fn a_program_can_turn_sampling_on_and_write_a_profile_on_demand() {
     let held = p.total_for("inuse_space", "on_demand_child") as f64 / MIB as f64;
     // 8 MiB at 4 KiB: 3% standard deviation.
     assert!((held - 8.0).abs() < 8.0 * 0.15, "{held} MiB");
+}
+
+/// While a class has a sampled object alive, its sized frees are routed to
+/// the slow path (their class reads as 0), and only its; the last free of
+/// one of its samples routes them back.
+fn routing_child() {
+    use spanalloc::sizeclass::{class_of, free_class_of};
+    const SIZE: usize = 3000;
+    let class = class_of(SIZE);
+    assert_eq!(free_class_of(SIZE), class);
+    // At a rate of 1 byte every allocation is sampled; the two below are
+    // the only ones made while it is on.
+    spanalloc::profile::set_rate(1);
+    let a = black_box(vec![1u8; SIZE]);
+    let b = black_box(vec![2u8; SIZE]);
+    spanalloc::profile::set_rate(0);
+    assert_eq!(a.as_ptr() as usize % 8192, 0, "not a sampled block");
+    assert_eq!(
+        free_class_of(SIZE),
+        0,
+        "sampled class still on the fast path"
+    );
+    assert_eq!(
+        free_class_of(16),
+        class_of(16),
+        "an unsampled class was routed"
+    );
+    drop(a);
+    assert_eq!(free_class_of(SIZE), 0, "routed back with a sample alive");
+    // Freed on another thread: the record goes all the same.
+    std::thread::spawn(move || drop(b)).join().unwrap();
+    assert_eq!(
+        free_class_of(SIZE),
+        class,
+        "not routed back after the last free"
+    );
+    assert!(spanalloc::profile::totals()[3].abs() <= 1);
+    spanalloc::check_heap();
+}
+
+#[test]
+fn a_class_with_samples_alive_frees_through_its_spans() {
+    run_child("routing", &[]);
 }

@@ -23,10 +23,13 @@
 //! whose `sample` field points to its [`Sample`] record; a sampled large
 //! object is already alone in its span. So a free finds the record through
 //! the span: C's `free` looks the span up anyway; a Rust sized free knows
-//! the class from the size and skips the lookup, so once the profiler is
-//! enabled every sized free goes through the out-of-line path (global.rs),
-//! which looks up the pointers that start a page (a sampled object always
-//! does). The record is dropped before the span is freed.
+//! the class from the size and skips the lookup, so while a class has
+//! sampled objects alive its sizes' entries in the sized-free tables are
+//! blanked (sizeclass::route_sized_frees, under the lock, counted in
+//! `live_small`) and its sized frees ask the span on the cache's slow path.
+//! The other classes' frees stay on the fast path: a sample freed soon
+//! after its allocation costs its class a few slow frees, not every free
+//! of the program. The record is dropped before the span is freed.
 //!
 //! # Buckets
 //!
@@ -61,6 +64,7 @@ pub(crate) mod symbolize;
 
 use crate::global::{with_cache, HEAP};
 use crate::os::{LinuxOs, OsMem};
+use crate::sizeclass::NUM_CLASSES;
 use crate::span::MSpan;
 use crate::sync::Mutex;
 use core::cell::Cell;
@@ -131,6 +135,9 @@ pub struct Sample {
     bucket: *mut Bucket,
     objects: f64,
     bytes: f64,
+    /// The size class of a sampled small object (counted in the
+    /// profiler's `live_small`), 0 for a large one.
+    class: usize,
     next_free: *mut Sample,
 }
 
@@ -216,8 +223,11 @@ impl Arena {
 /// `table[hash % TABLE_SIZE]` (`table` is null until the first bucket);
 /// `inuse_bytes` is the sum over buckets of `alloc_bytes - free_bytes`;
 /// `peak_bytes` is the highest it has been, reached at the start of
-/// `peak_epoch`.
+/// `peak_epoch`; `live_small[c]` is the number of live records of class `c`,
+/// and the sized frees of `c` are routed to the slow path exactly while it
+/// is not 0 (see sizeclass::route_sized_frees).
 struct Profiler {
+    live_small: [u32; NUM_CLASSES],
     table: *mut *mut Bucket,
     all: *mut Bucket,
     nbuckets: usize,
@@ -235,6 +245,7 @@ unsafe impl Send for Profiler {}
 impl Profiler {
     const fn new() -> Self {
         Profiler {
+            live_small: [0; NUM_CLASSES],
             table: null_mut(),
             all: null_mut(),
             nbuckets: 0,
@@ -323,6 +334,27 @@ impl Profiler {
         }
     }
 
+    /// Counts a live sampled object of `class` (0: large), routing the
+    /// class's sized frees to the slow path if it is the first.
+    fn count_live(&mut self, class: usize) {
+        if class != 0 {
+            self.live_small[class] += 1;
+            if self.live_small[class] == 1 {
+                crate::sizeclass::route_sized_frees(class, true);
+            }
+        }
+    }
+
+    /// Undoes [`Profiler::count_live`]: the object is being freed.
+    fn uncount_live(&mut self, class: usize) {
+        if class != 0 {
+            self.live_small[class] -= 1;
+            if self.live_small[class] == 0 {
+                crate::sizeclass::route_sized_frees(class, false);
+            }
+        }
+    }
+
     /// Counts the free of a sampled object.
     fn remove(&mut self, b: &mut Bucket, objects: f64, bytes: f64) {
         self.touch(b);
@@ -367,12 +399,8 @@ pub fn set_rate(rate: usize) {
 
 /// [`set_rate`] without touching the calling thread's cache.
 fn set_rate_quietly(rate: usize) {
-    if rate > 0 {
-        // Before the first sample can exist, sized frees must look for them.
-        crate::global::route_sized_frees_out_of_line();
-        if START_NS.load(Ordering::Relaxed) == 0 {
-            START_NS.store(realtime_ns(), Ordering::Relaxed);
-        }
+    if rate > 0 && START_NS.load(Ordering::Relaxed) == 0 {
+        START_NS.store(realtime_ns(), Ordering::Relaxed);
     }
     RATE.store(rate, Ordering::Release);
     EPOCH.fetch_add(1, Ordering::AcqRel);
@@ -446,18 +474,22 @@ fn probability(size: usize, rate: usize) -> f64 {
     -(-(size as f64) / rate as f64).exp_m1()
 }
 
-/// Allocates the sampled block for a small object of `size` bytes (its
-/// class size) and records it: a span of its own. Null if the profiler was
-/// turned off meanwhile or memory is refused (the caller then serves an
-/// ordinary object). Called by the thread cache with its `in_profiler` set.
-pub(crate) fn sample_small(size: usize) -> *mut u8 {
+/// Allocates the sampled block for a small object of `class` and records
+/// it: a span of its own. Null if the profiler was turned off meanwhile or
+/// memory is refused (the caller then serves an ordinary object): a block
+/// handed out always has its record, so its class's sized frees look for it.
+/// Called by the thread cache with its `in_profiler` set.
+pub(crate) fn sample_small(class: usize) -> *mut u8 {
     let rate = rate();
     if rate == 0 {
         return null_mut();
     }
+    let size = crate::sizeclass::class_size(class);
     let (p, _) = HEAP.alloc_large(size, crate::sizeclass::PAGE_SIZE);
-    if !p.is_null() {
-        record(p, size, 1.0 / probability(size, rate));
+    if !p.is_null() && !record(p, size, class, 1.0 / probability(size, rate)) {
+        // SAFETY: p was just allocated, alone in its Large span, unrecorded.
+        unsafe { HEAP.free_large(p) };
+        return null_mut();
     }
     p
 }
@@ -479,16 +511,19 @@ pub(crate) fn maybe_sample_large(p: *mut u8, size: usize) {
             probability(size, rate)
         };
         if prob >= 1.0 || uniform(c.rng()) <= prob {
-            record(p, size, 1.0 / prob);
+            // A large object dropped for want of profiler memory is simply
+            // not sampled: its frees look its span up anyway.
+            record(p, size, 0, 1.0 / prob);
         }
         c.leave_profiler();
     });
 }
 
-/// Captures the stack and counts the sample `p` (alone in its Large span)
-/// in its bucket; the span keeps the record. If the profiler has no memory
-/// left for it, the sample is dropped.
-fn record(p: *mut u8, size: usize, objects: f64) {
+/// Captures the stack and counts the sample `p` (alone in its Large span;
+/// a small object of `class`, or large if 0) in its bucket; the span keeps
+/// the record. False if the profiler has no memory left for it: the sample
+/// is dropped.
+fn record(p: *mut u8, size: usize, class: usize, objects: f64) -> bool {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = capture(&mut frames);
     let stack = &frames[..depth];
@@ -513,15 +548,18 @@ fn record(p: *mut u8, size: usize, objects: f64) {
                     bucket: b,
                     objects,
                     bytes,
+                    class,
                     next_free: null_mut(),
                 });
             }
+            pr.count_live(class);
         }
         rec
     };
     // SAFETY: p was just allocated by this thread and is alone in its Large
     // span, which nobody else touches until p is handed out.
     unsafe { (*span).sample = rec };
+    !rec.is_null()
 }
 
 /// Drops the record of the sampled object of span `s`, if it has one: its
@@ -543,6 +581,7 @@ pub(crate) unsafe fn on_free(s: *mut MSpan) {
     unsafe {
         let r = &mut *rec;
         pr.remove(&mut *r.bucket, r.objects, r.bytes);
+        pr.uncount_live(r.class);
         r.next_free = pr.free_samples;
     }
     pr.free_samples = rec;
