@@ -116,9 +116,15 @@ struct ListCounters {
 }
 
 /// A thread's cache. See the module documentation for its states.
+///
+/// `lists[c]` for `1 <= c < NUM_CLASSES` is the list of class `c`;
+/// `lists[0]` and the routed lists `lists[NUM_CLASSES + c]` are always empty
+/// with limit 0: a sized free the heap profiler routes (class `c` with a
+/// sample alive, sizeclass::route_sized_frees) arrives as `NUM_CLASSES + c`
+/// and leaves the fast path by its bound check, the one branch it has.
 #[repr(C)]
 pub struct MCache {
-    lists: [CacheList; NUM_CLASSES],
+    lists: [CacheList; 2 * NUM_CLASSES],
     counters: [ListCounters; NUM_CLASSES],
     state: Cell<u8>,
     /// Set while the heap profiler works on this thread: allocations made
@@ -162,7 +168,7 @@ impl MCache {
                     sample_left: Cell::new(0),
                     sample_target: Cell::new(0),
                 }
-            }; NUM_CLASSES],
+            }; 2 * NUM_CLASSES],
             counters: [const {
                 ListCounters {
                     fetched: Cell::new(0),
@@ -184,12 +190,18 @@ impl MCache {
         }
     }
 
+    /// The lists of the size classes, with their classes.
+    fn class_lists(&self) -> impl Iterator<Item = (usize, &CacheList)> {
+        self.lists.iter().enumerate().take(NUM_CLASSES).skip(1)
+    }
+
     #[inline(always)]
     fn list(&self, class: usize) -> &CacheList {
-        debug_assert!(class < NUM_CLASSES);
+        debug_assert!(class < 2 * NUM_CLASSES);
         // SAFETY: callers pass a class from the size-class functions, which
-        // are always below NUM_CLASSES (class 0 only to free: its list
-        // never has room, see sizeclass::free_class_of).
+        // are always below NUM_CLASSES, or a routed one below twice that
+        // (only to free: its list never has room, see
+        // sizeclass::free_class_of).
         unsafe { self.lists.get_unchecked(class) }
     }
 
@@ -391,9 +403,9 @@ impl MCache {
     #[cold]
     #[inline(never)]
     unsafe fn free_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
-        if class == 0 {
+        if class >= NUM_CLASSES {
             // SAFETY: forwarded from the caller.
-            return unsafe { self.free_by_span(heap, p) };
+            return unsafe { self.free_routed(heap, class - NUM_CLASSES, p) };
         }
         if self.state.get() == FRESH {
             self.activate(heap);
@@ -424,29 +436,30 @@ impl MCache {
         self.publish(class);
     }
 
-    /// A sized free of a class with sampled objects alive, which the heap
-    /// profiler sends here as class 0 (sizeclass::free_class_of): the span
-    /// says what `p` is, a sampled object alone in a Large span or an object
-    /// of its class.
+    /// A sized free of `class` while the heap profiler has a sample of it
+    /// alive (routed here as `NUM_CLASSES + class`, see [`MCache`]). A
+    /// sampled object starts a page, alone in a Large span: only a pointer
+    /// that starts a page is looked up, so the others cost a call and a test.
     ///
     /// # Safety
-    /// `p` must be a live object allocated from `heap`, unused from now on.
+    /// `p` must be a live object of `class` allocated from `heap` (or a
+    /// sampled one of its size), unused from now on.
     #[cold]
     #[inline(never)]
-    unsafe fn free_by_span<O: OsMem>(&self, heap: &MHeap<O>, p: *mut u8) {
-        let s = heap.object_span(p);
-        if s.is_null() {
-            crate::fault::report_and_abort("free", p, crate::fault::PointerError::NotOurs);
+    unsafe fn free_routed<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
+        if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE) {
+            // A sized free's pointer is trusted, as on the fast path (the
+            // caller's contract): no checks beyond the span's state.
+            let s = heap.pagemap.lookup(p as usize);
+            // SAFETY: p is a live object (caller), so s is its live span,
+            // whose state stays put while p lives.
+            if !s.is_null() && unsafe { (*s).state } == crate::span::SpanState::Large {
+                debug_assert!(heap.process_heap, "routing is the global heap's");
+                // SAFETY: p is a sampled object alone in its Large span s.
+                return unsafe { crate::global::free_large(p, s) };
+            }
         }
-        // SAFETY: p is a live object (caller), so s is its live span, whose
-        // state and class stay put while p lives.
-        let (state, class) = unsafe { ((*s).state, (*s).class as usize) };
-        if state == crate::span::SpanState::Large {
-            debug_assert!(heap.process_heap, "class 0 comes only from the global heap");
-            // SAFETY: p is a sampled object alone in its Large span s.
-            return unsafe { crate::global::free_large(p, s) };
-        }
-        // SAFETY: p is a live object of the class its span says.
+        // SAFETY: p is a live object of this class (caller).
         unsafe { self.free(heap, class, p) }
     }
 
@@ -528,7 +541,7 @@ impl MCache {
         }
         self.state.set(ACTIVE);
         let mut bytes = 0;
-        for (class, l) in self.lists.iter().enumerate().skip(1) {
+        for (class, l) in self.class_lists() {
             l.limit.set(class_batch(class) as u32);
             bytes += class_batch(class) * class_size(class);
         }
@@ -562,7 +575,7 @@ impl MCache {
             self.state.set(DEAD);
             return;
         }
-        for l in self.lists.iter().skip(1) {
+        for (_, l) in self.class_lists() {
             l.limit.set(0);
         }
         self.limit_bytes.set(0);
@@ -614,7 +627,7 @@ impl MCache {
 
     /// Gives every cached object back to the mcentrals; the cache stays usable.
     pub fn flush_all<O: OsMem>(&self, heap: &MHeap<O>) {
-        for (class, l) in self.lists.iter().enumerate().skip(1) {
+        for (class, l) in self.class_lists() {
             while l.count.get() > 0 {
                 let n = (l.count.get() as usize).min(class_batch(class));
                 // SAFETY: the list holds at least n objects.

@@ -164,12 +164,12 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
     if size <= MAX_SMALL_SIZE && align <= FAST_ALIGN {
         // Rounding to the alignment is exact for align <= FAST_ALIGN
         // (sizeclass.rs proves it); max(1) keeps a zero size aligned. The
-        // class comes from the tables in which the heap profiler blanks the
-        // classes that have sampled objects alive (class 0: the cache's slow
-        // path then asks the span).
+        // class comes from the tables in which the heap profiler routes the
+        // classes that have sampled objects alive (as NUM_CLASSES + class:
+        // the cache's slow path then looks for a sampled object).
         let class = free_class_of((size.max(1) + align - 1) & !(align - 1));
         // SAFETY: p is a live object of this size (caller): of this class,
-        // or class 0.
+        // or a sampled one of a routed class.
         return with_cache(|c| unsafe { c.free(&HEAP, class, p) });
     }
     // SAFETY: forwarded from the caller.

@@ -32,10 +32,10 @@ pub fn class_of(size: usize) -> usize {
 
 /// [`class_of`] for sized frees, from copies of the two tables that the heap profiler
 /// edits ([`route_sized_frees`]): while a class's entries are intact the answers are the
-/// same and cost the same loads; while they are blanked (the class has sampled objects
-/// alive), its sizes answer class 0, whose cache list never has room, so their frees leave
-/// the fast path through the branch it already has (cache.rs then finds the class, and any
-/// sampled object, through the span).
+/// same and cost the same loads; while they are routed (the class has sampled objects
+/// alive), its sizes answer `NUM_CLASSES + class`, whose cache list never has room, so
+/// their frees leave the fast path through the branch it already has (cache.rs then looks
+/// up the pointers that may be sampled objects).
 #[inline(always)]
 pub fn free_class_of(size: usize) -> usize {
     if size <= SMALL_SIZE_MAX {
@@ -49,21 +49,24 @@ pub fn free_class_of(size: usize) -> usize {
 }
 
 /// Sends the sized frees of class `c` to the slow path (`slow`: its entries in the tables
-/// of [`free_class_of`] answer 0) or back to the fast path. The heap profiler does the first
+/// of [`free_class_of`] answer `NUM_CLASSES + c`) or back to the fast path. The heap profiler does the first
 /// before it hands out the first live sampled object of `c` and the second when the last one
 /// is freed, both under its lock; a thread freeing a sampled object therefore always sees its
-/// class blanked (the blanking happened before the object was handed out, and nothing undoes
+/// class routed (the routing happened before the object was handed out, and nothing undoes
 /// it while the object lives).
 pub fn route_sized_frees(c: usize, slow: bool) {
     debug_assert!(0 < c && c < NUM_CLASSES);
-    let value = if slow { 0 } else { c as u8 };
-    for (entry, &class) in FREE_CLASS8.iter().zip(SIZE_TO_CLASS8.iter()) {
-        if usize::from(class) == c {
-            entry.store(value, Release);
-        }
-    }
-    for (entry, &class) in FREE_CLASS128.iter().zip(SIZE_TO_CLASS128.iter()) {
-        if usize::from(class) == c {
+    const _: () = assert!(2 * NUM_CLASSES <= 256, "routed classes fit the u8 tables");
+    let value = if slow { NUM_CLASSES + c } else { c } as u8;
+    // Both tables rise with the size (tested), so a class's entries are one
+    // run of each, found by binary search: a sample costs no table scan.
+    for (copy, table) in [
+        (&FREE_CLASS8[..], &SIZE_TO_CLASS8[..]),
+        (&FREE_CLASS128[..], &SIZE_TO_CLASS128[..]),
+    ] {
+        let start = table.partition_point(|&x| usize::from(x) < c);
+        let end = table.partition_point(|&x| usize::from(x) <= c);
+        for entry in &copy[start..end] {
             entry.store(value, Release);
         }
     }
@@ -324,6 +327,22 @@ mod tests {
                     offset / size,
                     "class {c}, offset {offset}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn routing_a_class_routes_exactly_its_sizes() {
+        assert!(SIZE_TO_CLASS8.is_sorted() && SIZE_TO_CLASS128.is_sorted());
+        for c in [1, 7, class_of(1024), class_of(1025), NUM_CLASSES - 1] {
+            route_sized_frees(c, true);
+            for size in 1..=MAX_SMALL_SIZE {
+                let want = class_of(size) + if class_of(size) == c { NUM_CLASSES } else { 0 };
+                assert_eq!(free_class_of(size), want, "class {c} routed, size {size}");
+            }
+            route_sized_frees(c, false);
+            for size in 1..=MAX_SMALL_SIZE {
+                assert_eq!(free_class_of(size), class_of(size), "class {c} restored");
             }
         }
     }

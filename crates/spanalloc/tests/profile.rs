@@ -304,12 +304,13 @@ fn a_program_can_turn_sampling_on_and_write_a_profile_on_demand() {
 }
 
 /// While a class has a sampled object alive, its sized frees are routed to
-/// the slow path (their class reads as 0), and only its; the last free of
-/// one of its samples routes them back.
+/// the slow path (their class reads as NUM_CLASSES + class), and only its;
+/// the last free of one of its samples routes them back.
 fn routing_child() {
-    use spanalloc::sizeclass::{class_of, free_class_of};
+    use spanalloc::sizeclass::{class_of, free_class_of, NUM_CLASSES};
     const SIZE: usize = 3000;
     let class = class_of(SIZE);
+    let routed = NUM_CLASSES + class;
     assert_eq!(free_class_of(SIZE), class);
     // At a rate of 1 byte every allocation is sampled; the two below are
     // the only ones made while it is on.
@@ -320,7 +321,7 @@ fn routing_child() {
     assert_eq!(a.as_ptr() as usize % 8192, 0, "not a sampled block");
     assert_eq!(
         free_class_of(SIZE),
-        0,
+        routed,
         "sampled class still on the fast path"
     );
     assert_eq!(
@@ -329,7 +330,11 @@ fn routing_child() {
         "an unsampled class was routed"
     );
     drop(a);
-    assert_eq!(free_class_of(SIZE), 0, "routed back with a sample alive");
+    assert_eq!(
+        free_class_of(SIZE),
+        routed,
+        "routed back with a sample alive"
+    );
     // Freed on another thread: the record goes all the same.
     std::thread::spawn(move || drop(b)).join().unwrap();
     assert_eq!(
