@@ -6,7 +6,7 @@
 //! code address, how to find the caller's stack pointer (the *CFA*, its
 //! value before the call) and where the return address and the saved
 //! registers are. libgcc's `_Unwind_Backtrace` finds the entry and runs its
-//! CFI program again for every frame of every stack (about 2.5 µs a stack
+//! CFI program again for every frame of every stack (about 1.8 µs a stack
 //! here, three quarters of the cost of a sample). Here the result for one
 //! address is reduced to a [`Rule`] (CFA = `rsp` or `rbp` plus an offset;
 //! return address and `rbp` at fixed offsets from the CFA) and kept in a
