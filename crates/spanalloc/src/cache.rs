@@ -439,13 +439,13 @@ impl MCache {
     /// A sized free of `class` while the heap profiler has a sample of it
     /// alive (routed here as `NUM_CLASSES + class`, see [`MCache`]). A
     /// sampled object starts a page, alone in a Large span: only a pointer
-    /// that starts a page is looked up, so the others cost a call and a test.
+    /// that starts a page is looked up, so the others cost the call of
+    /// `free_slow` (into which this is inlined) and a test.
     ///
     /// # Safety
     /// `p` must be a live object of `class` allocated from `heap` (or a
     /// sampled one of its size), unused from now on.
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     unsafe fn free_routed<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
         if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE) {
             // A sized free's pointer is trusted, as on the fast path (the
