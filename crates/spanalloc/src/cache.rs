@@ -448,13 +448,18 @@ impl MCache {
     #[inline(always)]
     unsafe fn free_routed<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
         if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE) {
-            // A sized free's pointer is trusted, as on the fast path (the
-            // caller's contract): no checks beyond the span's state.
+            // A sized free's pointer is trusted as on the fast path (the
+            // caller's contract), but a Large span it does not start is not
+            // its block: stop there rather than free another's.
             let s = heap.pagemap.lookup(p as usize);
             // SAFETY: p is a live object (caller), so s is its live span,
-            // whose state stays put while p lives.
+            // whose state and start stay put while p lives.
             if !s.is_null() && unsafe { (*s).state } == crate::span::SpanState::Large {
                 debug_assert!(heap.process_heap, "routing is the global heap's");
+                // SAFETY: as above.
+                if unsafe { (*s).start } != p as usize {
+                    crate::fault::report_and_abort("free", p, crate::fault::PointerError::NotOurs);
+                }
                 // SAFETY: p is a sampled object alone in its Large span s.
                 return unsafe { crate::global::free_large(p, s) };
             }

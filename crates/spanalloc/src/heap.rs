@@ -469,7 +469,7 @@ impl<O: OsMem> MHeap<O> {
     fn alloc_pages(&self, ph: &mut PageHeap, npages: usize, align_pages: usize) -> *mut MSpan {
         debug_assert!(npages > 0 && align_pages.is_power_of_two());
         let align = align_pages << PAGE_SHIFT;
-        let limit = crate::options::get().memory_limit as usize;
+        let limit = crate::options::memory_limit() as usize;
         if limit != 0 && self.held_bytes() + (npages << PAGE_SHIFT) > limit {
             // Near the soft limit: give every free page back before using more.
             self.release_runs_locked(ph, usize::MAX, |run, release| {

@@ -188,6 +188,16 @@ pub fn parse(kind: Kind, text: &[u8]) -> Option<u64> {
     }
 }
 
+/// The soft memory limit alone (0: none), as [`get`] has it: the page
+/// heap asks on every page allocation, so without building the whole set.
+#[inline]
+pub fn memory_limit() -> u64 {
+    if STATE.load(Ordering::Acquire) != READ {
+        read_once();
+    }
+    MEMORY_LIMIT.load(Ordering::Relaxed)
+}
+
 /// The options, read from the environment the first time this is called.
 pub fn get() -> Options {
     if STATE.load(Ordering::Acquire) != READ {

@@ -132,7 +132,7 @@ impl<O: OsMem> MHeap<O> {
     /// limit): what a large free returns at once (heap.rs), without waiting
     /// for the next pass.
     pub fn over_limit_bytes(&self) -> usize {
-        match options::get().memory_limit as usize {
+        match options::memory_limit() as usize {
             0 => 0,
             limit => self.held_bytes().saturating_sub(limit),
         }
@@ -140,7 +140,7 @@ impl<O: OsMem> MHeap<O> {
 
     /// Whether the memory held is over the soft limit.
     pub fn over_limit(&self) -> bool {
-        let limit = options::get().memory_limit as usize;
+        let limit = options::memory_limit() as usize;
         limit != 0 && self.held_bytes() > limit
     }
 

@@ -59,18 +59,41 @@ pub fn route_sized_frees(c: usize, slow: bool) {
     const _: () = assert!(2 * NUM_CLASSES <= 256, "routed classes fit the u8 tables");
     let value = if slow { NUM_CLASSES + c } else { c } as u8;
     // Both tables rise with the size (tested), so a class's entries are one
-    // run of each, found by binary search: a sample costs no table scan.
-    for (copy, table) in [
-        (&FREE_CLASS8[..], &SIZE_TO_CLASS8[..]),
-        (&FREE_CLASS128[..], &SIZE_TO_CLASS128[..]),
-    ] {
-        let start = table.partition_point(|&x| usize::from(x) < c);
-        let end = table.partition_point(|&x| usize::from(x) <= c);
-        for entry in &copy[start..end] {
-            entry.store(value, Release);
-        }
+    // run of each, found at compile time: a sample costs no search.
+    let [(s8, e8), (s128, e128)] = CLASS_RUNS[c];
+    for entry in FREE_CLASS8[s8 as usize..e8 as usize]
+        .iter()
+        .chain(&FREE_CLASS128[s128 as usize..e128 as usize])
+    {
+        entry.store(value, Release);
     }
 }
+
+/// For each class, the runs of entries `start..end` that hold it in
+/// `SIZE_TO_CLASS8` and in `SIZE_TO_CLASS128` (empty runs: `0..0`).
+static CLASS_RUNS: [[(u16, u16); 2]; NUM_CLASSES] = {
+    const fn run(table: &[u8], c: usize) -> (u16, u16) {
+        let (mut start, mut end, mut i) = (0, 0, 0);
+        while i < table.len() {
+            if table[i] as usize == c {
+                if end == 0 {
+                    start = i;
+                }
+                end = i + 1;
+            }
+            i += 1;
+        }
+        (start as u16, end as u16)
+    }
+    let mut runs = [[(0, 0); 2]; NUM_CLASSES];
+    let mut c = 1;
+    while c < NUM_CLASSES {
+        runs[c] = [run(&SIZE_TO_CLASS8, c), run(&SIZE_TO_CLASS128, c)];
+        c += 1;
+    }
+    runs
+};
+const _: () = assert!(SIZE_TO_CLASS8.len() < 1 << 16 && SIZE_TO_CLASS128.len() < 1 << 16);
 
 /// Atomic copies of a table, for [`free_class_of`].
 const fn atomic_copy<const N: usize>(table: &[u8; N]) -> [AtomicU8; N] {
@@ -334,7 +357,7 @@ mod tests {
     #[test]
     fn routing_a_class_routes_exactly_its_sizes() {
         assert!(SIZE_TO_CLASS8.is_sorted() && SIZE_TO_CLASS128.is_sorted());
-        for c in [1, 7, class_of(1024), class_of(1025), NUM_CLASSES - 1] {
+        for c in 1..NUM_CLASSES {
             route_sized_frees(c, true);
             for size in 1..=MAX_SMALL_SIZE {
                 let want = class_of(size) + if class_of(size) == c { NUM_CLASSES } else { 0 };

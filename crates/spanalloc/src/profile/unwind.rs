@@ -23,9 +23,12 @@
 //! removed objects moves.
 //!
 //! The cache's lock is taken on its own (the profiler's and the heap's are
-//! not held), and under it only the loader's (`dl_iterate_phdr`), which
-//! glibc never holds while it allocates. x86_64 Linux only; elsewhere the
-//! profiler uses the platform unwinder.
+//! not held) and is let go before each call of `dl_iterate_phdr` on a miss:
+//! a thread allocating inside a `dl_iterate_phdr` callback (the backtrace
+//! crate's symbolizer does) holds the loader's lock and may be sampled.
+//! Only the short check of the loader's removal count is made before the
+//! cache's lock is taken. x86_64 Linux only; elsewhere the profiler uses
+//! the platform unwinder.
 
 use crate::sync::Mutex;
 use gimli::{
@@ -51,8 +54,8 @@ struct Rule {
     cfa_offset: i32,
     /// The return address is at CFA + `ra_offset`.
     ra_offset: i32,
-    /// If `FP_SAVED`, the caller's `rbp` is at CFA + `fp_offset`; if not,
-    /// `rbp` is the caller's too.
+    /// If `FP_SAVED`, the caller's `rbp` is at CFA + `fp_offset`; if
+    /// `FP_LOST`, it is unknown; otherwise `rbp` is the caller's too.
     fp_offset: i32,
     flags: u8,
 }
@@ -61,6 +64,9 @@ const FP_BASED: u8 = 1;
 const FP_SAVED: u8 = 2;
 /// The walk ends at this address.
 const STOP: u8 = 4;
+/// The caller's rbp is not recoverable (CFI rule "undefined"): a later
+/// frame whose CFA is rbp-based ends the walk.
+const FP_LOST: u8 = 8;
 
 impl Rule {
     const EMPTY: Rule = Rule {
@@ -114,9 +120,12 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
     let removed = objects_removed();
     let mut cache = CACHE.lock();
     if cache.removed != removed {
-        cache.slots = [Rule::EMPTY; SLOTS];
+        cache.slots.fill(Rule::EMPTY);
         cache.removed = removed;
     }
+    // Whether `fp` holds this frame's rbp: not after a callee whose CFI
+    // says it did not preserve it.
+    let mut fp_known = true;
     let mut n = 0;
     while n < frames.len() {
         frames[n] = pc;
@@ -124,8 +133,22 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
         // returns, i.e. in the next function: look up the call itself.
         let at = if n == 0 { pc } else { pc - 1 };
         n += 1;
-        let r = cache.rule(at);
-        if r.flags & STOP != 0 {
+        let r = match cache.get(at) {
+            Some(r) => r,
+            None => {
+                // Reading the CFI takes the loader's lock, which a thread
+                // allocating inside a dl_iterate_phdr callback holds while
+                // it waits for this one: never wait for it with ours held.
+                drop(cache);
+                let (r, keep) = read_rule(at);
+                cache = CACHE.lock();
+                if keep && cache.removed == removed {
+                    cache.put(r);
+                }
+                r
+            }
+        };
+        if r.flags & STOP != 0 || (r.flags & FP_BASED != 0 && !fp_known) {
             break;
         }
         let base = if r.flags & FP_BASED != 0 { fp } else { sp };
@@ -148,6 +171,9 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
         unsafe {
             if r.flags & FP_SAVED != 0 {
                 fp = (fp_at as *const usize).read();
+                fp_known = true;
+            } else if r.flags & FP_LOST != 0 {
+                fp_known = false;
             }
             pc = (ra_at as *const usize).read();
         }
@@ -160,13 +186,19 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
 }
 
 impl Cache {
-    /// The rule for code address `pc`, read and remembered if new.
-    fn rule(&mut self, pc: usize) -> Rule {
-        let slot = &mut self.slots[(pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) % SLOTS];
-        if slot.pc != pc {
-            *slot = read_rule(pc);
-        }
-        *slot
+    fn slot(pc: usize) -> usize {
+        (pc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) % SLOTS
+    }
+
+    /// The remembered rule for code address `pc`, if any.
+    fn get(&self, pc: usize) -> Option<Rule> {
+        let r = self.slots[Self::slot(pc)];
+        (r.pc == pc && pc != 0).then_some(r)
+    }
+
+    /// Remembers `r` (in place of whatever shared its slot).
+    fn put(&mut self, r: Rule) {
+        self.slots[Self::slot(r.pc)] = r;
     }
 }
 
@@ -199,10 +231,11 @@ struct Object {
     nsegments: usize,
 }
 
-/// The rule for `pc` from its object's CFI; `STOP` if there is none of the
-/// shape a [`Rule`] holds.
+/// The rule for `pc` from its object's CFI, `STOP` if there is none of the
+/// shape a [`Rule`] holds; with whether to remember it (not when no loaded
+/// object holds `pc`: one loaded later might).
 #[inline(never)]
-fn read_rule(pc: usize) -> Rule {
+fn read_rule(pc: usize) -> (Rule, bool) {
     unsafe extern "C" fn find(
         info: *mut libc::dl_phdr_info,
         _size: libc::size_t,
@@ -247,8 +280,13 @@ fn read_rule(pc: usize) -> Rule {
     // SAFETY: the callback reads the loader's entries and writes `o` only.
     unsafe { libc::dl_iterate_phdr(Some(find), (&raw mut o).cast()) };
     if !o.found {
-        return Rule::stop(pc);
+        return (Rule::stop(pc), false);
     }
+    (rule_from_cfi(pc, &o), true)
+}
+
+/// The rule for `pc`, from the unwind tables of `o`, the object holding it.
+fn rule_from_cfi(pc: usize, o: &Object) -> Rule {
     // SAFETY: the PT_GNU_EH_FRAME segment of a loaded object is mapped and
     // readable for as long as the object stays loaded (see the module
     // documentation on dlclose).
@@ -312,7 +350,8 @@ fn rule_of(pc: usize, row: &UnwindTableRow<usize, OnStack>) -> Rule {
         return Rule::stop(pc);
     };
     let (flags, fp_offset) = match row.register(X86_64::RBP) {
-        None | Some(RegisterRule::SameValue) | Some(RegisterRule::Undefined) => (flags, 0),
+        None | Some(RegisterRule::SameValue) => (flags, 0),
+        Some(RegisterRule::Undefined) => (flags | FP_LOST, 0),
         Some(RegisterRule::Offset(o)) => (flags | FP_SAVED, o),
         Some(_) => return Rule::stop(pc),
     };
@@ -415,9 +454,14 @@ mod tests {
             removed: 0,
         };
         // Not code of any loaded object.
-        let r = c.rule(0x10);
-        assert!(r.flags & STOP != 0);
+        // Not code of any loaded object: a stop, not to be remembered.
+        let (r, keep) = read_rule(0x10);
+        assert!(r.flags & STOP != 0 && !keep);
         let code = agrees_with_libgcc as fn() as usize;
-        assert!(c.rule(code + 1).flags & STOP == 0);
+        let (r, keep) = read_rule(code + 1);
+        assert!(r.flags & STOP == 0 && keep);
+        c.put(r);
+        assert_eq!(c.get(code + 1).map(|r| r.pc), Some(code + 1));
+        assert!(c.get(code + 2).is_none());
     }
 }
