@@ -88,12 +88,12 @@ fn check_report(out: &Path, names: &[String], allocators: &[&str]) -> serde_json
     let md = std::fs::read_to_string(out.join("latest.md")).unwrap();
     for name in names {
         // One row in each of the four metric tables and in the list of
-        // workloads.
-        assert_eq!(
-            md.matches(&format!("| {name} |")).count(),
-            5,
-            "{name}:\n{md}"
-        );
+        // workloads (and, for a profiled run, one in the samples table).
+        let rows = md.matches(&format!("| {name} |")).count();
+        let sampled = md
+            .matches(&format!("| {name} | spanalloc-profiled |"))
+            .count();
+        assert_eq!(rows - sampled, 5, "{name}:\n{md}");
     }
     for chart in CHARTS {
         let svg = std::fs::read_to_string(out.join(chart)).unwrap();
@@ -141,6 +141,10 @@ fn quick_profiler_cost_runs_every_workload_with_sampling_off_and_on() {
     let md = std::fs::read_to_string(out.join("latest.md")).unwrap();
     assert!(
         md.contains("- spanalloc-profiled: `SPANALLOC_PROFILE_RATE=512K`"),
+        "{md}"
+    );
+    assert!(
+        md.contains("## Samples") && md.contains("| spanalloc-profiled |"),
         "{md}"
     );
 }

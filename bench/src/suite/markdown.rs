@@ -127,6 +127,7 @@ pub fn render(report: &SuiteReport) -> String {
     if !report.phased.is_empty() {
         out.push_str(&phased_section(report));
     }
+    out.push_str(&samples_section(report));
     out.push_str(&workloads_section(report));
     out
 }
@@ -147,6 +148,79 @@ fn by_source(report: &SuiteReport) -> String {
     out.push_str(&table(&header, &rows, 2));
     out.push('\n');
     out
+}
+
+/// For the allocators whose runs report the heap profiler's estimate of
+/// the bytes allocated (the profiled build of `--profiler-cost`): how many
+/// samples that is, and how many a second, beside the time ratio, since the
+/// profiler's cost is per sample. Empty if no run reports one.
+fn samples_section(report: &SuiteReport) -> String {
+    let mut rows = Vec::new();
+    for w in &report.workloads {
+        for a in &w.allocators {
+            let mut bytes: Vec<u64> = a
+                .runs
+                .iter()
+                .filter_map(|r| r.outcome.profiled_alloc_bytes)
+                .collect();
+            if bytes.is_empty() {
+                continue;
+            }
+            bytes.sort_unstable();
+            let median = bytes[bytes.len() / 2] as f64;
+            let samples = median / parse_rate(super::allocators::PROFILED_RATE);
+            let ratio = a.ratio_to_spanalloc.as_ref().map_or(1.0, |r| r.wall_s);
+            let baseline_s = a.median.wall_s / ratio;
+            rows.push(vec![
+                w.name.clone(),
+                a.allocator.clone(),
+                format!("{:.1} GiB", median / f64::from(1u32 << 30)),
+                format!("{samples:.0}"),
+                format!("{:.0}", samples / baseline_s),
+                format!("{ratio:.2}"),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "
+## Samples
+
+",
+    );
+    let _ = writeln!(
+        out,
+        "The profiler's own estimate of the bytes each workload allocated (median of the \
+         runs), the samples that makes at {} bytes a sample on average, and the samples per \
+         second of {BASELINE}'s time: the profiler's cost is per sample, so the time ratio \
+         follows the last column.\n",
+        super::allocators::PROFILED_RATE
+    );
+    let header = [
+        "workload",
+        "allocator",
+        "allocated",
+        "samples",
+        "samples per second",
+        "wall time ratio",
+    ]
+    .map(String::from);
+    out.push_str(&table(&header, &rows, 2));
+    out
+}
+
+/// `512K`-style byte counts (the profiler's rate option).
+fn parse_rate(rate: &str) -> f64 {
+    let (digits, unit) = rate.split_at(rate.trim_end_matches(['K', 'M', 'G']).len());
+    let n: f64 = digits.parse().expect("a rate in bytes");
+    n * match unit {
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    }
 }
 
 /// What each workload does.
@@ -320,6 +394,30 @@ mod tests {
             md.contains("- spanalloc-profiled: `SPANALLOC_PROFILE_RATE=512K`"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn profiled_runs_get_their_samples_counted() {
+        let plain = SuiteReport::new(Machine::detect(), config(), vec![workload()], vec![]);
+        assert!(!render(&plain).contains("## Samples"));
+        let mut w = workload();
+        for r in &mut w.allocators[1].runs {
+            r.outcome.profiled_alloc_bytes = Some(2 << 30);
+        }
+        let md = render(&SuiteReport::new(
+            Machine::detect(),
+            config(),
+            vec![w],
+            vec![],
+        ));
+        // 2 GiB at 512 KiB a sample, over spanalloc's median of 2 s.
+        assert!(
+            md.contains("| batch | system | 2.0 GiB | 4096 | 2048 | 2.00 |"),
+            "{md}"
+        );
+        assert_eq!(parse_rate("512K"), 524288.0);
+        assert_eq!(parse_rate("3M"), 3.0 * 1048576.0);
+        assert_eq!(parse_rate("100"), 100.0);
     }
 
     #[test]
