@@ -194,8 +194,9 @@ fn samples_section(report: &SuiteReport) -> String {
         out,
         "The profiler's own estimate of the bytes each workload allocated (median of the \
          runs), the samples that makes at {} bytes a sample on average, and the samples per \
-         second of {BASELINE}'s time: the profiler's cost is per sample, so the time ratio \
-         follows the last column.\n",
+         second of {BASELINE}'s time. The profiler's cost is per sample: where the last \
+         column is large the time ratio shows it; where it is small the ratio shows the \
+         machine's noise.\n",
         super::allocators::PROFILED_RATE
     );
     let header = [
