@@ -198,10 +198,9 @@ impl MCache {
     #[inline(always)]
     fn list(&self, class: usize) -> &CacheList {
         debug_assert!(class < 2 * NUM_CLASSES);
-        // SAFETY: callers pass a class from the size-class functions, which
-        // are always below NUM_CLASSES, or a routed one below twice that
-        // (only to free: its list never has room, see
-        // sizeclass::free_class_of).
+        // Classes come from the size-class functions; routed ones (only to
+        // free, whose lists never have room) from sizeclass::free_class_of.
+        // SAFETY: class < 2 * NUM_CLASSES, the length of `lists`.
         unsafe { self.lists.get_unchecked(class) }
     }
 
@@ -447,22 +446,18 @@ impl MCache {
     /// sampled one of its size), unused from now on.
     #[inline(always)]
     unsafe fn free_routed<O: OsMem>(&self, heap: &MHeap<O>, class: usize, p: *mut u8) {
-        if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE) {
+        let s = heap.large_span_at_page(p);
+        if !s.is_null() {
+            debug_assert!(heap.process_heap, "routing is the global heap's");
             // A sized free's pointer is trusted as on the fast path (the
             // caller's contract), but a Large span it does not start is not
             // its block: stop there rather than free another's.
-            let s = heap.pagemap.lookup(p as usize);
-            // SAFETY: p is a live object (caller), so s is its live span,
-            // whose state and start stay put while p lives.
-            if !s.is_null() && unsafe { (*s).state } == crate::span::SpanState::Large {
-                debug_assert!(heap.process_heap, "routing is the global heap's");
-                // SAFETY: as above.
-                if unsafe { (*s).start } != p as usize {
-                    crate::fault::report_and_abort("free", p, crate::fault::PointerError::NotOurs);
-                }
-                // SAFETY: p is a sampled object alone in its Large span s.
-                return unsafe { crate::global::free_large(p, s) };
+            // SAFETY: p is a live object (caller), so s is its live span.
+            if unsafe { (*s).start } != p as usize {
+                crate::fault::report_and_abort("free", p, crate::fault::PointerError::NotOurs);
             }
+            // SAFETY: p is a sampled object alone in its Large span s.
+            return unsafe { crate::global::free_large(p, s) };
         }
         // SAFETY: p is a live object of this class (caller).
         unsafe { self.free(heap, class, p) }

@@ -7,7 +7,6 @@ use crate::os::LinuxOs;
 use crate::sizeclass::{
     class_for, class_of, class_size, free_class_of, FAST_ALIGN, MAX_SMALL_SIZE,
 };
-use crate::span::SpanState;
 use crate::stats::Stats;
 use core::alloc::{GlobalAlloc, Layout};
 
@@ -185,12 +184,10 @@ unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
         Some(class) => {
             // A sampled small object starts a page and is alone in a Large
             // span; page-aligned pointers are rare enough to look up.
-            if (p as usize).is_multiple_of(crate::sizeclass::PAGE_SIZE)
-                && crate::profile::may_have_samples()
-            {
-                let s = HEAP.object_span(p);
+            if crate::profile::may_have_samples() {
+                let s = HEAP.large_span_at_page(p);
                 // SAFETY: p is a live object (caller), so s is its live span.
-                if !s.is_null() && unsafe { (*s).state } == SpanState::Large {
+                if !s.is_null() && unsafe { (*s).start } == p as usize {
                     // SAFETY: p is a sampled object alone in its Large span.
                     return unsafe { free_large(p, s) };
                 }

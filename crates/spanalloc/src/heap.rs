@@ -662,6 +662,23 @@ impl<O: OsMem> MHeap<O> {
         }
     }
 
+    /// The Large span whose pages hold `ptr`, if `ptr` starts a page: where
+    /// a sized free looks for a sampled small object (the heap profiler
+    /// gives each a Large span of its own). Null for any other pointer. The
+    /// caller checks that `ptr` starts the span.
+    pub fn large_span_at_page(&self, ptr: *const u8) -> *mut MSpan {
+        if !(ptr as usize).is_multiple_of(PAGE_SIZE) {
+            return null_mut();
+        }
+        let s = self.pagemap.lookup(ptr as usize);
+        // SAFETY: pagemap entries point to span records, never unmapped.
+        if !s.is_null() && unsafe { (*s).state } == SpanState::Large {
+            s
+        } else {
+            null_mut()
+        }
+    }
+
     /// The in-use span that `ptr` is the start of an object of, or null if
     /// `ptr` is not such an address (not ours, free, or an interior pointer).
     pub fn object_span(&self, ptr: *const u8) -> *mut MSpan {
@@ -802,11 +819,10 @@ impl<O: OsMem> MHeap<O> {
             return false;
         };
         let s = self.pagemap.lookup(ptr as usize);
-        // SAFETY: s is the span of a live large object (caller). Only a
-        // resize of that object, which is the caller's to make, changes its
-        // length: no other thread writes it now, so no lock is needed to
-        // read it. A buffer growing by small steps (`reserve_exact`, C's
+        // A buffer growing by small steps (`reserve_exact`, C's
         // `realloc(p, n + k)`) mostly stays within its last page.
+        // SAFETY: s is the span of a live large object (caller); only its
+        // resize, the caller's to make, writes its length: no lock needed.
         let old_pages = unsafe { (*s).npages };
         if new_pages == old_pages {
             return true;
@@ -950,11 +966,11 @@ impl<O: OsMem> MHeap<O> {
         let overlap = |a: usize, b: usize| b.min(hi).saturating_sub(a.max(lo));
         let run_end = run.start + (run.npages << PAGE_SHIFT);
         let mut free = overlap(run.start, run_end);
-        // SAFETY: with the heap lock held no span changes; every span's
-        // first and last pages map to its record (a page inside a span may
-        // map to a stale one, but only span boundaries are looked up), and
-        // records are never unmapped. A lookup that finds no span adjoining
-        // the last one ends the walk.
+        // A page inside a span may map to a stale record, but only span
+        // boundaries are looked up; a lookup that finds no span adjoining the
+        // last one ends the walk.
+        // SAFETY: the heap lock is held, so no span changes; span boundaries
+        // map to live records, which are never unmapped.
         unsafe {
             let mut addr = run_end;
             while addr < hi {

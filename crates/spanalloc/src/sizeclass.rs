@@ -49,9 +49,9 @@ pub fn free_class_of(size: usize) -> usize {
 }
 
 /// Sends the sized frees of class `c` to the slow path (`slow`: its entries in the tables
-/// of [`free_class_of`] answer `NUM_CLASSES + c`) or back to the fast path. The heap profiler does the first
-/// before it hands out the first live sampled object of `c` and the second when the last one
-/// is freed, both under its lock; a thread freeing a sampled object therefore always sees its
+/// of [`free_class_of`] answer `NUM_CLASSES + c`) or back to the fast path. The heap
+/// profiler does the first before it hands out the first live sampled object of `c` and the
+/// second when the last one is freed, both under its lock; a thread freeing a sampled object therefore always sees its
 /// class routed (the routing happened before the object was handed out, and nothing undoes
 /// it while the object lives).
 pub fn route_sized_frees(c: usize, slow: bool) {

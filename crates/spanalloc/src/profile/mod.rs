@@ -29,14 +29,15 @@
 //! `live_small`) to the cache's slow path, which looks up the pointers that
 //! start a page (a sampled object always does). The other classes' frees
 //! stay on the fast path: a sample freed soon after its allocation costs
-//! its class a few slow frees, not every free of the program. The record is dropped before the span is freed.
+//! its class a few slow frees, not every free of the program. The record is
+//! dropped before the span is freed.
 //!
 //! # Buckets
 //!
-//! On a sample the call stack is captured (unwind.rs: DWARF call-frame
-//! information, each return address's rule read once and cached; the
-//! platform unwinder off x86_64 Linux), without allocating, and hashed into a bucket: one per distinct stack,
-//! holding running totals (objects and bytes allocated and freed), as the Go
+//! On a sample the call stack is captured without allocating (unwind.rs:
+//! DWARF call-frame information, each return address's rule read once and
+//! cached; the platform unwinder off x86_64 Linux) and hashed into a
+//! bucket: one per distinct stack, holding running totals (objects and bytes allocated and freed), as the Go
 //! runtime's memory-profile buckets do. Buckets and records live in pages
 //! the profiler maps from the OS layer itself ([`Arena`]), never in memory
 //! from malloc; buckets are never freed. While the profiler works on a
@@ -603,10 +604,9 @@ fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
     let mut n = 0;
-    // SAFETY: on Linux the unwinder behind this (libgcc's
-    // _Unwind_Backtrace) is safe to run on several threads at once; the
-    // synchronised variant would take a lock from a thread-local that may
-    // allocate, which the profiler must not.
+    // The synchronised variant would take a lock from a thread-local that
+    // may allocate, which the profiler must not.
+    // SAFETY: libgcc's _Unwind_Backtrace may run on several threads at once.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             frames[n] = frame.ip() as usize;

@@ -165,18 +165,16 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
         {
             break;
         }
-        // SAFETY: the CFI of the code at `at` says these words of the live
-        // stack (between this frame's stack pointer and its CFA, checked
-        // above) hold the return address and the caller's rbp.
-        unsafe {
-            if r.flags & FP_SAVED != 0 {
-                fp = (fp_at as *const usize).read();
-                fp_known = true;
-            } else if r.flags & FP_LOST != 0 {
-                fp_known = false;
-            }
-            pc = (ra_at as *const usize).read();
+        if r.flags & FP_SAVED != 0 {
+            // SAFETY: the CFI of the code at `at` says this word of the live
+            // stack (between this frame's stack pointer and CFA) holds rbp.
+            fp = unsafe { (fp_at as *const usize).read() };
+            fp_known = true;
+        } else if r.flags & FP_LOST != 0 {
+            fp_known = false;
         }
+        // SAFETY: as above, for the return address.
+        pc = unsafe { (ra_at as *const usize).read() };
         sp = cfa;
         if pc == 0 {
             break;
@@ -287,11 +285,11 @@ fn read_rule(pc: usize) -> (Rule, bool) {
 
 /// The rule for `pc`, from the unwind tables of `o`, the object holding it.
 fn rule_from_cfi(pc: usize, o: &Object) -> Rule {
-    // SAFETY: the PT_GNU_EH_FRAME segment of a loaded object is mapped and
-    // readable for as long as the object stays loaded (see the module
-    // documentation on dlclose).
-    let hdr =
-        unsafe { core::slice::from_raw_parts(o.eh_frame_hdr as *const u8, o.eh_frame_hdr_len) };
+    // The PT_GNU_EH_FRAME segment of a loaded object stays mapped while the
+    // object is loaded (see the module documentation on dlclose).
+    let (hdr_at, hdr_len) = (o.eh_frame_hdr as *const u8, o.eh_frame_hdr_len);
+    // SAFETY: a loaded object's segment, mapped and readable (above).
+    let hdr = unsafe { core::slice::from_raw_parts(hdr_at, hdr_len) };
     let bases = BaseAddresses::default().set_eh_frame_hdr(o.eh_frame_hdr as u64);
     let Ok(parsed) = EhFrameHdr::new(hdr, NativeEndian).parse(&bases, 8) else {
         return Rule::stop(pc);
