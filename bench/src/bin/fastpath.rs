@@ -40,32 +40,36 @@ unsafe impl GlobalAlloc for Harness {
     }
 }
 
-/// One allocation through `A`, never inlined into the loop.
+/// One allocation through `A`, never inlined into the loop. The size and
+/// the alignment arrive as `__rust_alloc`'s do, in that order (a `Layout`
+/// would pass them the other way round), so that the register allocation
+/// is that of the function a program calls.
 #[inline(never)]
-fn alloc_through<A: GlobalAlloc>(a: &A, layout: Layout) -> *mut u8 {
-    // SAFETY: `layout` has a non-zero size (64 bytes, see `pairs`).
-    unsafe { a.alloc(layout) }
+fn alloc_through<A: GlobalAlloc>(a: &A, size: usize, align: usize) -> *mut u8 {
+    // SAFETY: `pairs` passes a valid layout of non-zero size (64 bytes).
+    unsafe { a.alloc(Layout::from_size_align_unchecked(size, align)) }
 }
 
-/// One sized free through `A`, never inlined into the loop.
+/// One sized free through `A`, never inlined into the loop, with the
+/// arguments of `__rust_dealloc` (pointer, size, alignment).
 ///
 /// # Safety
-/// `p` must be a live block of `a`'s allocated with `layout`.
+/// `p` must be a live block of `a`'s allocated with that size and alignment.
 #[inline(never)]
-unsafe fn dealloc_through<A: GlobalAlloc>(a: &A, p: *mut u8, layout: Layout) {
-    // SAFETY: forwarded from the caller.
-    unsafe { a.dealloc(p, layout) }
+unsafe fn dealloc_through<A: GlobalAlloc>(a: &A, p: *mut u8, size: usize, align: usize) {
+    // SAFETY: forwarded from the caller, who allocated with this layout.
+    unsafe { a.dealloc(p, Layout::from_size_align_unchecked(size, align)) }
 }
 
 /// `n` pairs of a 64-byte allocation and its sized free.
 #[inline(never)]
 fn pairs<A: GlobalAlloc>(a: &A, n: u64) {
-    let layout = black_box(Layout::from_size_align(64, 8).expect("64-byte layout"));
+    let (size, align) = black_box((64, 8));
     for _ in 0..n {
-        let p = black_box(alloc_through(a, layout));
+        let p = black_box(alloc_through(a, size, align));
         assert!(!p.is_null(), "out of memory");
-        // SAFETY: `p` was just allocated by `a` with `layout`.
-        unsafe { dealloc_through(a, p, layout) };
+        // SAFETY: `p` was just allocated by `a` with this size and alignment.
+        unsafe { dealloc_through(a, p, size, align) };
     }
 }
 
