@@ -119,8 +119,8 @@ struct ListCounters {
 ///
 /// `lists[c]` for `1 <= c < NUM_CLASSES` is the list of class `c`;
 /// `lists[0]` and the routed lists `lists[NUM_CLASSES + c]` are always empty
-/// with limit 0: a sized free the heap profiler routes (class `c` with a
-/// sample alive, sizeclass::route_sized_frees) arrives as `NUM_CLASSES + c`
+/// with limit 0: a sized free the heap profiler routes (a size of class `c`
+/// with a sample alive, sizeclass::route_sized_frees) arrives as `NUM_CLASSES + c`
 /// and leaves the fast path by its bound check, the one branch it has.
 #[repr(C)]
 pub struct MCache {
@@ -208,9 +208,15 @@ impl MCache {
     /// instructions when the list is non-empty: the pop, and one decrement
     /// of the sampling countdown whose flags say whether this allocation is
     /// the one to sample (the same instruction counts the allocation). Null
-    /// only if the OS refuses memory.
+    /// only if the OS refuses memory. `route` is the entry of the sized-free
+    /// tables that a sized free of the object will read (numbered as
+    /// [`crate::sizeclass::class_and_entry`] numbers them), or 0 if none
+    /// will: the heap profiler routes that entry while the object is a live
+    /// sample. The slow paths take it first after the cache, in the register
+    /// where `__rust_alloc` computed it, so that keeping it costs no move
+    /// (the instruction-count guard of the bench crate checks this).
     #[inline(always)]
-    pub fn alloc<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
+    pub fn alloc<O: OsMem>(&self, heap: &MHeap<O>, class: usize, route: usize) -> *mut u8 {
         let l = self.list(class);
         let head = l.head.get();
         if !head.is_null() {
@@ -223,9 +229,9 @@ impl MCache {
             if left != 0 {
                 return head.cast();
             }
-            return self.sample_slow(heap, class, head);
+            return self.sample_slow(route, heap, class, head);
         }
-        self.alloc_slow(heap, class)
+        self.alloc_slow(route, heap, class)
     }
 
     /// Frees an object of `class`: the fast path, a push with one bound check.
@@ -250,7 +256,7 @@ impl MCache {
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow<O: OsMem>(&self, heap: &MHeap<O>, class: usize) -> *mut u8 {
+    fn alloc_slow<O: OsMem>(&self, route: usize, heap: &MHeap<O>, class: usize) -> *mut u8 {
         if self.state.get() == FRESH {
             self.activate(heap);
         }
@@ -263,7 +269,7 @@ impl MCache {
         let l = self.list(class);
         if !l.head.get().is_null() {
             // Re-entered during activation and refilled meanwhile.
-            return self.alloc(heap, class);
+            return self.alloc(heap, class, route);
         }
         let (head, n) = heap.central[class].get_batch(heap, class, class_batch(class));
         if n == 0 {
@@ -278,7 +284,7 @@ impl MCache {
         let left = l.sample_left.get() - 1;
         l.sample_left.set(left);
         if left == 0 {
-            return self.sample_slow(heap, class, head);
+            return self.sample_slow(route, heap, class, head);
         }
         self.publish(class);
         head.cast()
@@ -292,6 +298,7 @@ impl MCache {
     #[inline(never)]
     fn sample_slow<O: OsMem>(
         &self,
+        route: usize,
         heap: &MHeap<O>,
         class: usize,
         obj: *mut FreeObject,
@@ -310,7 +317,7 @@ impl MCache {
         self.arm(class);
         if sampling {
             self.in_profiler.set(true);
-            let p = crate::profile::sample_small(class);
+            let p = crate::profile::sample_small(class, route);
             self.in_profiler.set(false);
             if !p.is_null() {
                 self.publish(class);
@@ -435,8 +442,8 @@ impl MCache {
         self.publish(class);
     }
 
-    /// A sized free of `class` while the heap profiler has a sample of it
-    /// alive (routed here as `NUM_CLASSES + class`, see [`MCache`]). A
+    /// A sized free of `class` while the heap profiler has a sample of its
+    /// size alive (routed here as `NUM_CLASSES + class`, see [`MCache`]). A
     /// sampled object starts a page, alone in a Large span: only a pointer
     /// that starts a page is looked up, so the others cost the call of
     /// `free_slow` (into which this is inlined) and a test.

@@ -5,7 +5,7 @@ use crate::cache::MCache;
 use crate::heap::MHeap;
 use crate::os::LinuxOs;
 use crate::sizeclass::{
-    class_for, class_of, class_size, free_class_of, FAST_ALIGN, MAX_SMALL_SIZE,
+    class_and_entry, class_for, class_size, free_class_of, FAST_ALIGN, MAX_SMALL_SIZE,
 };
 use crate::stats::Stats;
 use core::alloc::{GlobalAlloc, Layout};
@@ -89,25 +89,29 @@ mod ie_tls {
     }
 }
 
-/// The size class serving `layout` by the fast rule, if it applies:
-/// small size and alignment at most 16 (almost every request).
+/// The size class serving `layout` by the fast rule, if it applies (small
+/// size and alignment at most 16: almost every request), with the entry of
+/// the tables it was read from, the one [`dealloc`] reads again.
 #[inline(always)]
-fn fast_class(size: usize, align: usize) -> Option<usize> {
+fn fast_class(size: usize, align: usize) -> Option<(usize, usize)> {
     if size <= MAX_SMALL_SIZE && align <= FAST_ALIGN {
         // Rounding to the alignment is exact for align <= FAST_ALIGN
         // (sizeclass.rs proves it); max(1) keeps a zero size aligned.
-        Some(class_of((size.max(1) + align - 1) & !(align - 1)))
+        Some(class_and_entry((size.max(1) + align - 1) & !(align - 1)))
     } else {
         None
     }
 }
 
-/// The size class serving `(size, align)`, or None for a large object.
+/// The size class serving `(size, align)`, or None for a large object;
+/// with the entry a sized free of the block reads, as
+/// [`crate::cache::MCache::alloc`] wants it (0: the free does not route).
 #[inline(always)]
-fn small_class(size: usize, align: usize) -> Option<usize> {
+fn small_class(size: usize, align: usize) -> Option<(usize, usize)> {
     match fast_class(size, align) {
         Some(c) => Some(c),
-        None => class_for(size, align),
+        // dealloc_other looks for sampled objects without routing.
+        None => class_for(size, align).map(|c| (c, 0)),
     }
 }
 
@@ -115,8 +119,9 @@ fn small_class(size: usize, align: usize) -> Option<usize> {
 /// size overflows or the OS refuses memory.
 #[inline(always)]
 pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
-    if let Some(class) = fast_class(size, align) {
-        return with_cache(|c| c.alloc(&HEAP, class));
+    if let Some((class, route)) = fast_class(size, align) {
+        // By value: a borrowed capture costs the dev build a store and a load.
+        return with_cache(move |c| c.alloc(&HEAP, class, route));
     }
     alloc_other(size, align)
 }
@@ -125,7 +130,8 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
 #[inline(never)]
 fn alloc_other(size: usize, align: usize) -> *mut u8 {
     match class_for(size, align) {
-        Some(class) => with_cache(|c| c.alloc(&HEAP, class)),
+        // dealloc_other looks for sampled objects without routing.
+        Some(class) => with_cache(|c| c.alloc(&HEAP, class, 0)),
         None => alloc_large(size, align).0,
     }
 }
@@ -146,9 +152,12 @@ fn alloc_large(size: usize, align: usize) -> (*mut u8, bool) {
 /// # Safety
 /// `p` must be a live object alone in its Large span `s`.
 pub(crate) unsafe fn free_large(p: *mut u8, s: *mut crate::span::MSpan) {
-    // SAFETY: s is the Large span of p, which the caller is freeing.
+    // SAFETY: s is the Large span of p, which the caller is freeing; the
+    // profiler may keep it (true), and then nothing else may touch it.
     unsafe {
-        crate::profile::on_free(s);
+        if crate::profile::on_free(s) {
+            return;
+        }
         HEAP.free_large(p);
     }
     crate::scavenger::on_memory_freed();
@@ -164,11 +173,11 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
         // Rounding to the alignment is exact for align <= FAST_ALIGN
         // (sizeclass.rs proves it); max(1) keeps a zero size aligned. The
         // class comes from the tables in which the heap profiler routes the
-        // classes that have sampled objects alive (as NUM_CLASSES + class:
+        // sizes that have sampled objects alive (as NUM_CLASSES + class:
         // the cache's slow path then looks for a sampled object).
         let class = free_class_of((size.max(1) + align - 1) & !(align - 1));
         // SAFETY: p is a live object of this size (caller): of this class,
-        // or a sampled one of a routed class.
+        // or a sampled one of a routed size.
         return with_cache(|c| unsafe { c.free(&HEAP, class, p) });
     }
     // SAFETY: forwarded from the caller.
@@ -181,7 +190,7 @@ pub(crate) unsafe fn dealloc(p: *mut u8, size: usize, align: usize) {
 #[inline(never)]
 unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
     match small_class(size, align) {
-        Some(class) => {
+        Some((class, _)) => {
             // A sampled small object starts a page and is alone in a Large
             // span; page-aligned pointers are rare enough to look up.
             if crate::profile::may_have_samples() {
@@ -206,8 +215,8 @@ unsafe fn dealloc_other(p: *mut u8, size: usize, align: usize) {
 /// Allocates zeroed memory: small objects are cleared, large ones only when
 /// their pages may have been used before.
 pub(crate) fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    if let Some(class) = small_class(size, align) {
-        let p = with_cache(|c| c.alloc(&HEAP, class));
+    if let Some((class, route)) = small_class(size, align) {
+        let p = with_cache(|c| c.alloc(&HEAP, class, route));
         if !p.is_null() {
             // SAFETY: p is a fresh block of at least `size` bytes.
             unsafe { p.write_bytes(0, size) };
@@ -234,9 +243,10 @@ pub(crate) unsafe fn realloc(
     align: usize,
     new_size: usize,
 ) -> *mut u8 {
-    let old_class = small_class(old_size, align);
-    let new_class = small_class(new_size, align);
-    if old_class.is_some() && old_class == new_class {
+    let old_class = small_class(old_size, align).map(|(c, _)| c);
+    let new_class = small_class(new_size, align).map(|(c, _)| c);
+    // A sampled block moves: its sized free is routed by its size.
+    if old_class.is_some() && old_class == new_class && !is_sampled_small(p) {
         return p;
     }
     if old_class.is_none() && new_class.is_none() {
@@ -254,6 +264,13 @@ pub(crate) unsafe fn realloc(
         }
     }
     q
+}
+
+/// Whether the live small block `p` is a sampled one (see profile.rs: alone
+/// in a Large span, at its start).
+#[inline]
+fn is_sampled_small(p: *mut u8) -> bool {
+    crate::profile::may_have_samples() && !HEAP.large_span_at_page(p).is_null()
 }
 
 /// Bytes usable in the block at `p` (its class size or large-object size),
@@ -279,9 +296,13 @@ pub fn stats() -> Stats {
 }
 
 /// Returns all free memory to the OS now: this thread's cache, the central
-/// transfer slots and every free page. Returns the bytes released.
+/// transfer slots, the heap profiler's spare spans and every free page.
+/// Returns the bytes released.
 pub fn release_memory() -> usize {
     with_cache(|c| c.flush_all(&HEAP));
+    if crate::profile::may_have_samples() {
+        crate::profile::release_reserve();
+    }
     HEAP.release_free_pages()
 }
 

@@ -691,7 +691,8 @@ impl<O: OsMem> MHeap<O> {
         // never unmapped; a stale one fails the checks below.
         let ok = unsafe {
             match (*s).state {
-                SpanState::Large => (*s).start == addr,
+                // A span the profiler keeps has no live block.
+                SpanState::Large => (*s).start == addr && (*s).sample != crate::profile::RESERVED,
                 SpanState::Small => (*s).is_object_address(addr),
                 _ => false,
             }

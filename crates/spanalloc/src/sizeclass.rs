@@ -19,23 +19,34 @@ pub const FAST_ALIGN: usize = 16;
 /// "large object". Cost: one compare, one shift and one table load.
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
+    class_and_entry(size).0
+}
+
+/// [`class_of`], with the number of the entry of the tables that holds it (as in
+/// [`FREE_ENTRIES`]: the entry a sized free of `size` reads in [`free_class_of`]'s copies),
+/// or 0 above [`MAX_SMALL_SIZE`]. Entry 0 is size 0's, which no free reads (a free rounds
+/// 0 up to 1): the heap profiler takes 0 for "no entry".
+#[inline(always)]
+pub fn class_and_entry(size: usize) -> (usize, usize) {
     if size <= SMALL_SIZE_MAX {
-        usize::from(SIZE_TO_CLASS8[size.div_ceil(SMALL_SIZE_DIV)])
+        let i = size.div_ceil(SMALL_SIZE_DIV);
+        (usize::from(SIZE_TO_CLASS8[i]), i)
     } else {
+        let i = (size - SMALL_SIZE_MAX).div_ceil(LARGE_SIZE_DIV);
         // `get` doubles as the bounds check: past the table is past MAX_SMALL_SIZE.
-        match SIZE_TO_CLASS128.get((size - SMALL_SIZE_MAX).div_ceil(LARGE_SIZE_DIV)) {
-            Some(&c) => usize::from(c),
-            None => 0,
+        match SIZE_TO_CLASS128.get(i) {
+            Some(&c) => (usize::from(c), SIZE_TO_CLASS8.len() + i),
+            None => (0, 0),
         }
     }
 }
 
 /// [`class_of`] for sized frees, from copies of the two tables that the heap profiler
-/// edits ([`route_sized_frees`]): while a class's entries are intact the answers are the
-/// same and cost the same loads; while they are routed (the class has sampled objects
-/// alive), its sizes answer `NUM_CLASSES + class`, whose cache list never has room, so
-/// their frees leave the fast path through the branch it already has (cache.rs then looks
-/// up the pointers that may be sampled objects).
+/// edits ([`route_sized_frees`]): while an entry is intact the answer is the same and costs
+/// the same loads; while it is routed (a sampled object of one of its sizes is alive), it
+/// answers `NUM_CLASSES + class`, whose cache list never has room, so those frees leave the
+/// fast path through the branch it already has (cache.rs then looks up the pointers that
+/// may be sampled objects).
 #[inline(always)]
 pub fn free_class_of(size: usize) -> usize {
     if size <= SMALL_SIZE_MAX {
@@ -48,52 +59,38 @@ pub fn free_class_of(size: usize) -> usize {
     }
 }
 
-/// Sends the sized frees of class `c` to the slow path (`slow`: its entries in the tables
-/// of [`free_class_of`] answer `NUM_CLASSES + c`) or back to the fast path. The heap
-/// profiler does the first before it hands out the first live sampled object of `c` and the
-/// second when the last one is freed, both under its lock; a thread freeing a sampled object therefore always sees its
-/// class routed (the routing happened before the object was handed out, and nothing undoes
-/// it while the object lives).
-pub fn route_sized_frees(c: usize, slow: bool) {
-    debug_assert!(0 < c && c < NUM_CLASSES);
-    const _: () = assert!(2 * NUM_CLASSES <= 256, "routed classes fit the u8 tables");
-    let value = if slow { NUM_CLASSES + c } else { c } as u8;
-    // Both tables rise with the size (tested), so a class's entries are one
-    // run of each, found at compile time: a sample costs no search.
-    let [(s8, e8), (s128, e128)] = CLASS_RUNS[c];
-    for entry in FREE_CLASS8[s8 as usize..e8 as usize]
-        .iter()
-        .chain(&FREE_CLASS128[s128 as usize..e128 as usize])
-    {
-        entry.store(value, Release);
+/// Entries of the two tables of [`free_class_of`], numbered one after the other.
+pub const FREE_ENTRIES: usize = SIZE_TO_CLASS8.len() + SIZE_TO_CLASS128.len();
+
+/// The entry that [`free_class_of`] reads for `size` (numbered as in [`FREE_ENTRIES`]),
+/// or `None` past [`MAX_SMALL_SIZE`]. An entry covers 8 bytes of sizes up to 1 KiB, 128
+/// above: a fraction of its class's sizes.
+pub fn free_entry(size: usize) -> Option<usize> {
+    match class_and_entry(size) {
+        (0, _) => None,
+        (_, e) => Some(e),
     }
 }
 
-/// For each class, the runs of entries `start..end` that hold it in
-/// `SIZE_TO_CLASS8` and in `SIZE_TO_CLASS128` (empty runs: `0..0`).
-static CLASS_RUNS: [[(u16, u16); 2]; NUM_CLASSES] = {
-    const fn run(table: &[u8], c: usize) -> (u16, u16) {
-        let (mut start, mut end, mut i) = (0, 0, 0);
-        while i < table.len() {
-            if table[i] as usize == c {
-                if end == 0 {
-                    start = i;
-                }
-                end = i + 1;
-            }
-            i += 1;
-        }
-        (start as u16, end as u16)
-    }
-    let mut runs = [[(0, 0); 2]; NUM_CLASSES];
-    let mut c = 1;
-    while c < NUM_CLASSES {
-        runs[c] = [run(&SIZE_TO_CLASS8, c), run(&SIZE_TO_CLASS128, c)];
-        c += 1;
-    }
-    runs
-};
-const _: () = assert!(SIZE_TO_CLASS8.len() < 1 << 16 && SIZE_TO_CLASS128.len() < 1 << 16);
+/// Sends the sized frees that read `entry` (see [`class_and_entry`]) to the slow path (`slow`:
+/// it answers `NUM_CLASSES + class`) or back to the fast path. The heap profiler does the
+/// first before it hands out the first live sampled object whose size reads the entry, and
+/// the second when the last such object is freed, both under its lock; a thread freeing a
+/// sampled object therefore always sees its entry routed (the routing happened before the
+/// object was handed out, and nothing undoes it while the object lives). Only the sizes of
+/// live samples are routed, not their whole classes: a free must give the size the block
+/// was allocated with (Rust's `GlobalAlloc` contract), and `realloc` moves a sampled block
+/// rather than keep it under another size.
+pub fn route_sized_frees(entry: usize, slow: bool) {
+    const _: () = assert!(2 * NUM_CLASSES <= 256, "routed classes fit the u8 tables");
+    let (table, original, i) = match entry.checked_sub(SIZE_TO_CLASS8.len()) {
+        None => (&FREE_CLASS8[..], &SIZE_TO_CLASS8[..], entry),
+        Some(i) => (&FREE_CLASS128[..], &SIZE_TO_CLASS128[..], i),
+    };
+    let c = usize::from(original[i]);
+    debug_assert!(0 < c && c < NUM_CLASSES);
+    table[i].store(if slow { NUM_CLASSES + c } else { c } as u8, Release);
+}
 
 /// Atomic copies of a table, for [`free_class_of`].
 const fn atomic_copy<const N: usize>(table: &[u8; N]) -> [AtomicU8; N] {
@@ -355,19 +352,22 @@ mod tests {
     }
 
     #[test]
-    fn routing_a_class_routes_exactly_its_sizes() {
-        assert!(SIZE_TO_CLASS8.is_sorted() && SIZE_TO_CLASS128.is_sorted());
-        for c in 1..NUM_CLASSES {
-            route_sized_frees(c, true);
+    fn routing_an_entry_routes_exactly_its_sizes() {
+        for e in 1..FREE_ENTRIES {
+            route_sized_frees(e, true);
             for size in 1..=MAX_SMALL_SIZE {
-                let want = class_of(size) + if class_of(size) == c { NUM_CLASSES } else { 0 };
-                assert_eq!(free_class_of(size), want, "class {c} routed, size {size}");
+                let routed = free_entry(size) == Some(e);
+                let want = class_of(size) + if routed { NUM_CLASSES } else { 0 };
+                assert_eq!(free_class_of(size), want, "entry {e} routed, size {size}");
             }
-            route_sized_frees(c, false);
+            route_sized_frees(e, false);
             for size in 1..=MAX_SMALL_SIZE {
-                assert_eq!(free_class_of(size), class_of(size), "class {c} restored");
+                assert_eq!(free_class_of(size), class_of(size), "entry {e} restored");
             }
         }
+        assert_eq!(free_entry(1), Some(1));
+        assert_eq!(free_entry(MAX_SMALL_SIZE), Some(FREE_ENTRIES - 1));
+        assert_eq!(free_entry(MAX_SMALL_SIZE + 1), None);
     }
 
     proptest! {

@@ -303,32 +303,60 @@ fn a_program_can_turn_sampling_on_and_write_a_profile_on_demand() {
     assert!((held - 8.0).abs() < 8.0 * 0.15, "{held} MiB");
 }
 
-/// While a class has a sampled object alive, its sized frees are routed to
-/// the slow path (their class reads as NUM_CLASSES + class), and only its;
-/// the last free of one of its samples routes them back.
+/// While a sampled object is alive, the entry its size reads in the
+/// sized-free tables is routed to the slow path (it reads as NUM_CLASSES +
+/// class), and only that entry, not the other sizes of its class; the last
+/// free of a sample of that size routes it back. A `realloc` within the
+/// class moves a sampled block (its free, under the new size, is not
+/// routed). The span of a freed sample is kept for the next sample of its
+/// class, a second free of its block is refused, and `release_memory` gives
+/// the kept spans back.
 fn routing_child() {
-    use spanalloc::sizeclass::{class_of, free_class_of, NUM_CLASSES};
+    use spanalloc::raw::{self, PointerError};
+    use spanalloc::sizeclass::{class_of, free_class_of, free_entry, NUM_CLASSES};
     const SIZE: usize = 3000;
     let class = class_of(SIZE);
     let routed = NUM_CLASSES + class;
+    // A smaller size of the same class whose frees read another entry.
+    let sibling = (1..SIZE)
+        .rev()
+        .find(|&s| class_of(s) == class && free_entry(s) != free_entry(SIZE))
+        .expect("the class spans two entries");
     assert_eq!(free_class_of(SIZE), class);
-    // At a rate of 1 byte every allocation is sampled; the two below are
-    // the only ones made while it is on.
+    // At a rate of 1 byte every allocation is sampled; the three below are
+    // the only ones of these sizes made while it is on.
     spanalloc::profile::set_rate(1);
     let a = black_box(vec![1u8; SIZE]);
     let b = black_box(vec![2u8; SIZE]);
+    let mut c = black_box(vec![3u8; SIZE]);
     spanalloc::profile::set_rate(0);
     assert_eq!(a.as_ptr() as usize % 8192, 0, "not a sampled block");
     assert_eq!(
         free_class_of(SIZE),
         routed,
-        "sampled class still on the fast path"
+        "sampled size still on the fast path"
+    );
+    assert_eq!(
+        free_class_of(sibling),
+        class,
+        "another size of the class was routed"
     );
     assert_eq!(
         free_class_of(16),
         class_of(16),
         "an unsampled class was routed"
     );
+    // Shrinking to the sibling size keeps the class but not the entry.
+    let before = c.as_ptr();
+    c.truncate(sibling);
+    c.shrink_to_fit();
+    assert_ne!(
+        c.as_ptr(),
+        before,
+        "a sampled block kept under another size"
+    );
+    assert!(c.iter().all(|&x| x == 3));
+    drop(c);
     drop(a);
     assert_eq!(
         free_class_of(SIZE),
@@ -343,10 +371,32 @@ fn routing_child() {
         "not routed back after the last free"
     );
     assert!(spanalloc::profile::totals()[3].abs() <= 1);
+
+    // The reserve: a freed sample's span serves the next sample of its class.
+    spanalloc::profile::set_rate(1);
+    let p = raw::malloc(SIZE);
+    assert_eq!(p as usize % 8192, 0, "not a sampled block");
+    // SAFETY: p is live and freed once; the second free is the misuse
+    // under test, refused before anything is touched.
+    unsafe {
+        raw::free(p).unwrap();
+        assert_eq!(raw::free(p), Err(PointerError::NotOurs));
+    }
+    let q = black_box(vec![4u8; SIZE]);
+    assert_eq!(q.as_ptr(), p.cast_const(), "the kept span was not reused");
+    drop(q);
+    let held = spanalloc::stats().large_bytes;
+    spanalloc::release_memory();
+    let after = spanalloc::stats().large_bytes;
+    spanalloc::profile::set_rate(0);
+    assert!(
+        held >= after + 8192,
+        "release_memory kept the profiler's spans: {held} -> {after}"
+    );
     spanalloc::check_heap();
 }
 
 #[test]
-fn a_class_with_samples_alive_frees_through_its_spans() {
+fn a_size_with_samples_alive_frees_through_its_spans() {
     run_child("routing", &[]);
 }

@@ -20,7 +20,7 @@ fn hands_out_distinct_objects_and_stays_bounded() {
     ] {
         let n = 5 * class_batch(class) + 3;
         let mut seen = HashSet::new();
-        let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class)).collect();
+        let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class, 0)).collect();
         for &p in &objs {
             assert!(!p.is_null());
             assert_eq!(p as usize % 8, 0);
@@ -67,10 +67,10 @@ fn a_dead_cache_goes_straight_to_the_central_lists() {
     let heap = test_heap(BUDGET);
     let cache = MCache::new();
     let class = class_of(64);
-    let p = cache.alloc(heap, class);
+    let p = cache.alloc(heap, class, 0);
     cache.release_all(heap);
     // Allocations and frees after the exit hook still work and strand nothing.
-    let q = cache.alloc(heap, class);
+    let q = cache.alloc(heap, class, 0);
     assert!(!q.is_null() && q != p);
     // SAFETY: both live, of this class, freed once.
     unsafe {
@@ -95,7 +95,7 @@ fn cross_thread_frees_travel_back_in_batches() {
         for r in 0..rounds {
             let objs: Vec<usize> = (0..per_round)
                 .map(|i| {
-                    let p = cache.alloc(heap, class);
+                    let p = cache.alloc(heap, class, 0);
                     assert!(!p.is_null());
                     // SAFETY: p is a live 48-byte object.
                     unsafe { (p as *mut u64).write((r * per_round + i) as u64) };
@@ -147,10 +147,10 @@ fn out_of_memory_gives_null_and_recovers() {
     // Room for the pagemap's top level only: the first span cannot be had.
     let heap = test_heap(32 << 20);
     let cache = MCache::new();
-    assert!(cache.alloc(heap, class_of(256)).is_null());
+    assert!(cache.alloc(heap, class_of(256), 0).is_null());
     // Enough for the pagemap's top level and an arena.
     heap.os().set_budget(BUDGET);
-    let p = cache.alloc(heap, class_of(256));
+    let p = cache.alloc(heap, class_of(256), 0);
     assert!(!p.is_null());
     // SAFETY: live, freed once.
     unsafe { cache.free(heap, class_of(256), p) };
@@ -164,8 +164,8 @@ fn checked_mode_verifies_every_free() {
     heap.set_checked(true);
     let cache = MCache::new();
     let class = class_of(32);
-    let p = cache.alloc(heap, class);
-    let q = cache.alloc(heap, class);
+    let p = cache.alloc(heap, class, 0);
+    let q = cache.alloc(heap, class, 0);
     assert_eq!(cache.cached(class), 0, "checked mode caches nothing");
     assert_eq!(heap.central[class].verify_live(heap, class, p), Ok(()));
     // SAFETY: live, freed once.
@@ -213,7 +213,7 @@ fn zero_filled_storage_is_a_fresh_cache() {
     assert!(!z.in_profiler.get() && z.rng.get() == 0 && z.profile_epoch.get() == 0);
     // And it works as one.
     let heap = test_heap(BUDGET);
-    let p = z.alloc(heap, class_of(40));
+    let p = z.alloc(heap, class_of(40), 0);
     assert!(!p.is_null());
     // SAFETY: live, freed once.
     unsafe { z.free(heap, class_of(40), p) };
@@ -223,7 +223,7 @@ fn zero_filled_storage_is_a_fresh_cache() {
 
 /// Fills and frees `n` objects of `class` through `cache`.
 fn churn_class(heap: &MHeap<crate::os::fake::FakeOs>, cache: &MCache, class: usize, n: usize) {
-    let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class)).collect();
+    let objs: Vec<*mut u8> = (0..n).map(|_| cache.alloc(heap, class, 0)).collect();
     for &p in &objs {
         assert!(!p.is_null());
         // SAFETY: p is live, of this class, freed once.
@@ -287,7 +287,7 @@ fn a_cache_that_only_frees_a_class_keeps_its_bound() {
     let consumer = MCache::new();
     for _ in 0..4 {
         let objs: Vec<*mut u8> = (0..10 * batch)
-            .map(|_| producer.alloc(heap, class))
+            .map(|_| producer.alloc(heap, class, 0))
             .collect();
         for p in objs {
             assert!(!p.is_null());

@@ -23,15 +23,26 @@
 //! whose `sample` field points to its [`Sample`] record; a sampled large
 //! object is already alone in its span. So a free finds the record through
 //! the span: C's `free` looks the span up anyway; a Rust sized free knows
-//! the class from the size and skips the lookup, so while a class has
-//! sampled objects alive its sizes' entries in the sized-free tables are
-//! routed (sizeclass::route_sized_frees, under the lock, counted in
-//! `live_small`) to the cache's slow path, which looks up the pointers that
-//! start a page (a sampled object always does). The other classes' frees
-//! stay on the fast path: a sample freed soon after its allocation costs
-//! its class a few slow frees, not every free of the program. The record is
-//! dropped before the span is freed.
+//! the class from the size and skips the lookup, so while a sampled object
+//! is alive, the entry its size reads in the sized-free tables (8 bytes of
+//! sizes up to 1 KiB, 128 above) is routed (sizeclass::route_sized_frees,
+//! under the lock, counted in `live_routes`) to the cache's slow path,
+//! which looks up the pointers that start a page (a sampled object always
+//! does). The other sizes' frees stay on the fast path, even those of the
+//! same class: a sample freed soon after its allocation costs a few slow
+//! frees, and a long-lived one only the frees of its own few sizes. (The
+//! allocation fast path keeps the entry it read the class from, for the
+//! sampling branch, at no cost: tested by the instruction-count guard.) A
+//! sized free must give the allocation's size, and `realloc` moves a
+//! sampled block rather than keep it under another size.
 //!
+//! The record is dropped before the span is freed. The profiler keeps the
+//! span of the last freed sample of each class (at most one a class, under
+//! 1 MiB in all, counted by the heap as in use) for the next sample of that
+//! class, which then skips the page heap; `release_memory` and turning
+//! sampling off free them. A second free of a kept span's block is caught
+//! as a double free.
+
 //! # Buckets
 //!
 //! On a sample the call stack is captured without allocating (unwind.rs:
@@ -68,7 +79,7 @@ mod unwind;
 
 use crate::global::{with_cache, HEAP};
 use crate::os::{LinuxOs, OsMem};
-use crate::sizeclass::NUM_CLASSES;
+use crate::sizeclass::{FREE_ENTRIES, NUM_CLASSES};
 use crate::span::MSpan;
 use crate::sync::Mutex;
 use core::cell::Cell;
@@ -129,6 +140,14 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 /// The buckets and records.
 static PROFILER: Mutex<Profiler> = Mutex::new(Profiler::new());
 
+/// The `route` of a sample whose frees are not routed: a large object, or
+/// a small one that only unsized frees free.
+const NO_ROUTE: usize = usize::MAX;
+
+/// The `sample` of a span in the profiler's reserve (see [`Profiler`]):
+/// its block is free, and freeing it again is a double free.
+pub(crate) const RESERVED: *mut Sample = core::ptr::dangling_mut();
+
 /// The profiler's record of one live sampled object, pointed to by its
 /// span's `sample` field.
 ///
@@ -139,9 +158,11 @@ pub struct Sample {
     bucket: *mut Bucket,
     objects: f64,
     bytes: f64,
-    /// The size class of a sampled small object (counted in the
-    /// profiler's `live_small`), 0 for a large one.
+    /// The size class of a sampled small object, 0 for a large one.
     class: usize,
+    /// The entry of the sized-free tables its frees read, counted in the
+    /// profiler's `live_routes` ([`NO_ROUTE`] if none).
+    route: usize,
     next_free: *mut Sample,
 }
 
@@ -227,11 +248,19 @@ impl Arena {
 /// `table[hash % TABLE_SIZE]` (`table` is null until the first bucket);
 /// `inuse_bytes` is the sum over buckets of `alloc_bytes - free_bytes`;
 /// `peak_bytes` is the highest it has been, reached at the start of
-/// `peak_epoch`; `live_small[c]` is the number of live records of class `c`,
-/// and the sized frees of `c` are routed to the slow path exactly while it
-/// is not 0 (see sizeclass::route_sized_frees).
+/// `peak_epoch`; `live_routes[e]` is the number of live records whose
+/// `route` is `e`, and the sized frees that read entry `e` are routed to
+/// the slow path exactly while it is not 0 (see
+/// sizeclass::route_sized_frees); `reserve[c]` is null or a
+/// Large span of the process heap that held a sampled object of class `c`,
+/// now free: the heap still counts it in use, its `sample` is [`RESERVED`],
+/// and nothing else refers to it (see [`sample_small`]); `weights[c]` is
+/// `(rate, 1 / probability(class_size(c), rate))` for the last rate it was
+/// computed at, or `(0, _)`.
 struct Profiler {
-    live_small: [u32; NUM_CLASSES],
+    live_routes: [u32; FREE_ENTRIES],
+    reserve: [*mut MSpan; NUM_CLASSES],
+    weights: [(usize, f64); NUM_CLASSES],
     table: *mut *mut Bucket,
     all: *mut Bucket,
     nbuckets: usize,
@@ -249,7 +278,9 @@ unsafe impl Send for Profiler {}
 impl Profiler {
     const fn new() -> Self {
         Profiler {
-            live_small: [0; NUM_CLASSES],
+            live_routes: [0; FREE_ENTRIES],
+            reserve: [null_mut(); NUM_CLASSES],
+            weights: [(0, 0.0); NUM_CLASSES],
             table: null_mut(),
             all: null_mut(),
             nbuckets: 0,
@@ -338,23 +369,24 @@ impl Profiler {
         }
     }
 
-    /// Counts a live sampled object of `class` (0: large), routing the
-    /// class's sized frees to the slow path if it is the first.
-    fn count_live(&mut self, class: usize) {
-        if class != 0 {
-            self.live_small[class] += 1;
-            if self.live_small[class] == 1 {
-                crate::sizeclass::route_sized_frees(class, true);
+    /// Counts a live sampled object whose sized frees read `route`
+    /// ([`NO_ROUTE`]: none), routing them to the slow path if it is the
+    /// first.
+    fn count_live(&mut self, route: usize) {
+        if let Some(n) = self.live_routes.get_mut(route) {
+            *n += 1;
+            if *n == 1 {
+                crate::sizeclass::route_sized_frees(route, true);
             }
         }
     }
 
     /// Undoes [`Profiler::count_live`]: the object is being freed.
-    fn uncount_live(&mut self, class: usize) {
-        if class != 0 {
-            self.live_small[class] -= 1;
-            if self.live_small[class] == 0 {
-                crate::sizeclass::route_sized_frees(class, false);
+    fn uncount_live(&mut self, route: usize) {
+        if let Some(n) = self.live_routes.get_mut(route) {
+            *n -= 1;
+            if *n == 0 {
+                crate::sizeclass::route_sized_frees(route, false);
             }
         }
     }
@@ -365,6 +397,56 @@ impl Profiler {
         b.free_objects += objects;
         b.free_bytes += bytes;
         self.inuse_bytes -= bytes;
+    }
+
+    /// Counts a sampled object of `size` bytes, standing for `objects`
+    /// objects (a small one of `class`, or large if 0; its sized frees
+    /// read `route`), in the bucket of `stack`: the record for its span, or
+    /// null (nothing counted) if the profiler has no memory left.
+    fn record(
+        &mut self,
+        stack: &[usize],
+        hash: u64,
+        size: usize,
+        (class, route): (usize, usize),
+        objects: f64,
+    ) -> *mut Sample {
+        let b = self.bucket(stack, hash);
+        if b.is_null() {
+            return null_mut();
+        }
+        let rec = self.new_sample();
+        if rec.is_null() {
+            return rec;
+        }
+        let bytes = objects * size as f64;
+        // SAFETY: b is a live bucket and rec an unused record, both in arena
+        // memory only the lock holder (self) touches.
+        unsafe {
+            self.add(&mut *b, objects, bytes);
+            rec.write(Sample {
+                bucket: b,
+                objects,
+                bytes,
+                class,
+                route,
+                next_free: null_mut(),
+            });
+        }
+        self.count_live(route);
+        rec
+    }
+
+    /// The objects a sample of `class` stands for at `rate`: `1/p`,
+    /// computed once per class and rate.
+    fn weight(&mut self, class: usize, rate: usize) -> f64 {
+        let (at, w) = self.weights[class];
+        if at == rate {
+            return w;
+        }
+        let w = 1.0 / probability(crate::sizeclass::class_size(class), rate);
+        self.weights[class] = (rate, w);
+        w
     }
 
     /// A record to fill in, or null if out of memory.
@@ -399,6 +481,9 @@ pub fn is_enabled() -> bool {
 pub fn set_rate(rate: usize) {
     set_rate_quietly(rate);
     with_cache(|c| c.rearm_if_changed());
+    if rate == 0 {
+        release_reserve();
+    }
 }
 
 /// [`set_rate`] without touching the calling thread's cache.
@@ -479,23 +564,51 @@ fn probability(size: usize, rate: usize) -> f64 {
 }
 
 /// Allocates the sampled block for a small object of `class` and records
-/// it: a span of its own. Null if the profiler was turned off meanwhile or
-/// memory is refused (the caller then serves an ordinary object): a block
-/// handed out always has its record, so its class's sized frees look for it.
-/// Called by the thread cache with its `in_profiler` set.
-pub(crate) fn sample_small(class: usize) -> *mut u8 {
+/// it: a span of its own, the one the profiler kept from the last freed
+/// sample of the class if there is one (skipping the page heap: its lock,
+/// split and merge are a tenth of a sample's cost), else a fresh one. Null
+/// if the profiler was turned off meanwhile or memory is refused (the
+/// caller then serves an ordinary object): a block handed out always has
+/// its record, so its class's sized frees look for it. Called by the
+/// thread cache with its `in_profiler` set; `route` as for
+/// [`crate::cache::MCache::alloc`].
+pub(crate) fn sample_small(class: usize, route: usize) -> *mut u8 {
     let rate = rate();
     if rate == 0 {
         return null_mut();
     }
     let size = crate::sizeclass::class_size(class);
-    let (p, _) = HEAP.alloc_large(size, crate::sizeclass::PAGE_SIZE);
-    if !p.is_null() && !record(p, size, class, 1.0 / probability(size, rate)) {
-        // SAFETY: p was just allocated, alone in its Large span, unrecorded.
-        unsafe { HEAP.free_large(p) };
-        return null_mut();
+    let mut frames = [0usize; MAX_DEPTH];
+    let depth = capture(&mut frames);
+    let stack = &frames[..depth];
+    let hash = hash_stack(stack);
+    let mut pr = PROFILER.lock();
+    let mut span = core::mem::replace(&mut pr.reserve[class], null_mut());
+    if span.is_null() {
+        // The heap's lock after the profiler's: the order of fork_lock.
+        let (p, _) = HEAP.alloc_large(size, crate::sizeclass::PAGE_SIZE);
+        if p.is_null() {
+            return null_mut();
+        }
+        span = HEAP.object_span(p);
+        debug_assert!(!span.is_null());
     }
-    p
+    let objects = pr.weight(class, rate);
+    let route = if route == 0 { NO_ROUTE } else { route };
+    let rec = pr.record(stack, hash, size, (class, route), objects);
+    // SAFETY: the span is ours alone: just allocated, or taken from the
+    // reserve (invariant: nothing else refers to it); its block is handed
+    // out only after this, under the lock that guards the reserve.
+    unsafe {
+        if rec.is_null() {
+            // No memory for the record: the span waits for the next sample.
+            (*span).sample = RESERVED;
+            pr.reserve[class] = span;
+            return null_mut();
+        }
+        (*span).sample = rec;
+        (*span).start as *mut u8
+    }
 }
 
 /// Decides whether the large object just allocated at `p` is sampled, and
@@ -517,78 +630,82 @@ pub(crate) fn maybe_sample_large(p: *mut u8, size: usize) {
         if prob >= 1.0 || uniform(c.rng()) <= prob {
             // A large object dropped for want of profiler memory is simply
             // not sampled: its frees look its span up anyway.
-            record(p, size, 0, 1.0 / prob);
+            record_large(p, size, 1.0 / prob);
         }
         c.leave_profiler();
     });
 }
 
-/// Captures the stack and counts the sample `p` (alone in its Large span;
-/// a small object of `class`, or large if 0) in its bucket; the span keeps
-/// the record. False if the profiler has no memory left for it: the sample
-/// is dropped.
-fn record(p: *mut u8, size: usize, class: usize, objects: f64) -> bool {
+/// Captures the stack and counts the sampled large object `p` in its
+/// bucket; its span keeps the record (none if the profiler has no memory
+/// left for it: the sample is dropped).
+fn record_large(p: *mut u8, size: usize, objects: f64) {
     let mut frames = [0usize; MAX_DEPTH];
     let depth = capture(&mut frames);
     let stack = &frames[..depth];
     let hash = hash_stack(stack);
-    let bytes = objects * size as f64;
     let span = HEAP.object_span(p);
     debug_assert!(!span.is_null());
-    let rec = {
-        let mut pr = PROFILER.lock();
-        let b = pr.bucket(stack, hash);
-        let rec = if b.is_null() {
-            null_mut()
-        } else {
-            pr.new_sample()
-        };
-        if !rec.is_null() {
-            // SAFETY: b is a live bucket and rec an unused record, both in
-            // arena memory only the lock holder touches.
-            unsafe {
-                pr.add(&mut *b, objects, bytes);
-                rec.write(Sample {
-                    bucket: b,
-                    objects,
-                    bytes,
-                    class,
-                    next_free: null_mut(),
-                });
-            }
-            pr.count_live(class);
-        }
-        rec
-    };
+    let rec = PROFILER
+        .lock()
+        .record(stack, hash, size, (0, NO_ROUTE), objects);
     // SAFETY: p was just allocated by this thread and is alone in its Large
     // span, which nobody else touches until p is handed out.
     unsafe { (*span).sample = rec };
-    !rec.is_null()
 }
 
 /// Drops the record of the sampled object of span `s`, if it has one: its
-/// object is being freed.
+/// object is being freed. True if the profiler keeps the span, free, for
+/// its next sample of the same class: the caller must then leave it alone.
 ///
 /// # Safety
 /// `s` must be the Large span of a live object that the caller is freeing.
-pub(crate) unsafe fn on_free(s: *mut MSpan) {
+pub(crate) unsafe fn on_free(s: *mut MSpan) -> bool {
     // SAFETY: the caller owns the span's object (caller).
     let rec = unsafe { (*s).sample };
     if rec.is_null() {
-        return;
+        return false;
     }
-    // SAFETY: as above.
-    unsafe { (*s).sample = null_mut() };
+    if rec == RESERVED {
+        // The block of a span in the reserve is free: freed twice.
+        // SAFETY: s is a span record (caller), never unmapped.
+        let p = unsafe { (*s).start } as *mut u8;
+        crate::fault::report_and_abort("free", p, crate::fault::PointerError::DoubleFree);
+    }
     let mut pr = PROFILER.lock();
     // SAFETY: rec is a live record (the span held it) and its bucket a live
     // bucket; both are only touched under the lock.
-    unsafe {
+    let class = unsafe {
         let r = &mut *rec;
         pr.remove(&mut *r.bucket, r.objects, r.bytes);
-        pr.uncount_live(r.class);
+        pr.uncount_live(r.route);
         r.next_free = pr.free_samples;
-    }
+        r.class
+    };
     pr.free_samples = rec;
+    let keep = class != 0 && pr.reserve[class].is_null() && rate() != 0;
+    // SAFETY: the caller is freeing the span's only object; the reserve is
+    // guarded by the lock held.
+    unsafe { (*s).sample = if keep { RESERVED } else { null_mut() } };
+    if keep {
+        pr.reserve[class] = s;
+    }
+    keep
+}
+
+/// Frees the spans the profiler keeps for its next samples: when memory is
+/// released to the OS, and when sampling stops.
+pub(crate) fn release_reserve() {
+    let kept = core::mem::replace(&mut PROFILER.lock().reserve, [null_mut(); NUM_CLASSES]);
+    for s in kept.into_iter().filter(|s| !s.is_null()) {
+        // SAFETY: a span taken from the reserve is a Large span of the
+        // process heap whose block is free and referred to by nothing
+        // (invariant): freeing it frees nobody's memory.
+        unsafe {
+            (*s).sample = null_mut();
+            HEAP.free_large((*s).start as *mut u8);
+        }
+    }
 }
 
 /// Fills `frames` with the return addresses of the calling stack, innermost
