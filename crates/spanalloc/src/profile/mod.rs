@@ -553,9 +553,17 @@ pub(crate) fn draw_countdown(rng: &Cell<u64>, size: usize) -> u64 {
     if rate == 0 {
         return crate::cache::SAMPLING_OFF;
     }
-    let e = -uniform(rng).ln();
-    let n = (e * rate as f64 / size as f64).ceil();
-    n.clamp(1.0, crate::cache::SAMPLING_OFF as f64) as u64
+    countdown(-uniform(rng).ln(), rate, size)
+}
+
+/// `⌈e·rate/size⌉` for an exponential draw `e >= 0`, within `1..=`
+/// [`crate::cache::SAMPLING_OFF`].
+fn countdown(e: f64, rate: usize, size: usize) -> u64 {
+    let x = (e * rate as f64 / size as f64).min(crate::cache::SAMPLING_OFF as f64);
+    // The ceiling without libm's ceil (a call: x86_64's baseline has no
+    // rounding instruction); x >= 0, and the conversion truncates.
+    let t = x as u64;
+    (t + u64::from((t as f64) < x)).max(1)
 }
 
 /// The chance that an object of `size` bytes is sampled.
@@ -734,13 +742,16 @@ fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
     n
 }
 
-/// FNV-1a over the frames.
+/// A hash of the frames: each multiplied on its own (the multiplies run in
+/// parallel; FNV's chain of them was a sample's slowest arithmetic), folded
+/// in by rotation, then mixed. The table compares whole stacks, so the hash
+/// only has to spread them.
 fn hash_stack(stack: &[usize]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h: u64 = stack.len() as u64;
     for &f in stack {
-        h = (h ^ f as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h = h.rotate_left(23) ^ (f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
-    h
+    splitmix(h)
 }
 
 /// The estimated totals of each call site, copied under the lock.

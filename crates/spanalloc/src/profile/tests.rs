@@ -7,15 +7,29 @@ fn countdowns_are_geometric_with_the_right_mean() {
     let (size, rate) = (64usize, 64usize << 10);
     let n = 20_000;
     let mean = (0..n)
-        .map(|_| {
-            let e = -uniform(&rng).ln();
-            (e * rate as f64 / size as f64).ceil()
-        })
+        .map(|_| countdown(-uniform(&rng).ln(), rate, size) as f64)
         .sum::<f64>()
         / n as f64;
     let expect = 1.0 / probability(size, rate);
     // Standard deviation of the mean is about expect / sqrt(n) = 0.7%.
     assert!((mean - expect).abs() < 0.04 * expect, "{mean} vs {expect}");
+}
+
+#[test]
+fn a_countdown_is_the_ceiling_within_its_bounds() {
+    for (e, rate, size) in [
+        (0.0, 512 << 10, 64),
+        (-0.0, 512 << 10, 64),
+        (1e-9, 1, 32768),
+        (0.5, 512, 256),
+        (0.5, 512, 512),
+        (1.0, 1000, 3),
+        (2.75, 512 << 10, 48),
+    ] {
+        let want = (e * rate as f64 / size as f64).ceil().max(1.0) as u64;
+        assert_eq!(countdown(e, rate, size), want, "{e} {rate} {size}");
+    }
+    assert_eq!(countdown(1e300, 1 << 40, 8), crate::cache::SAMPLING_OFF);
 }
 
 #[test]
