@@ -53,7 +53,9 @@ pub enum SpanState {
 ///   (a sampled small object also gets a Large span of its own, see
 ///   profile/mod.rs), written by the allocating thread before the object is
 ///   handed out and cleared by the freeing thread before the span is
-///   freed. It is null in every other state.
+///   freed; or `profile::RESERVED` while the profiler keeps the span, its
+///   block free, for its next sample (under the profiler's lock). It is
+///   null in every other state.
 #[repr(C)]
 pub struct MSpan {
     /// Next span in the list that holds this one (or in the metadata free list).
@@ -91,7 +93,8 @@ pub struct MSpan {
     /// Small: address of the first object never handed out; objects from here
     /// to the end of the last object are untouched.
     pub bump: usize,
-    /// Large: the profiler's record of the object, if it was sampled.
+    /// Large: the profiler's record of the object, if it was sampled
+    /// (`profile::RESERVED`: kept by the profiler, no live object).
     pub sample: *mut crate::profile::Sample,
 }
 
