@@ -39,11 +39,11 @@ const RUNAWAY: usize = 3 * 1024 * MIB;
 
 fn run_child(mode: &str) {
     let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new(exe)
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, mode)
-        .output()
-        .expect("spawn the child test process");
+    let out = common::output_within_limit(
+        Command::new(exe)
+            .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_VAR, mode),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report = format!("--- child stdout\n{stdout}\n--- child stderr\n{stderr}");

@@ -29,11 +29,11 @@ fn rss() -> usize {
 
 fn run_child(case: &str) -> String {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, case)
-        .output()
-        .unwrap();
+    let out = common::output_within_limit(
+        Command::new(exe)
+            .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_VAR, case),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -496,3 +496,53 @@ pub fn assert_disjoint(blocks: &mut [&Block]) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+/// How long a test's child process may run before it is killed and the test
+/// fails: a heap corrupted by a regression can make a child loop forever,
+/// which would otherwise hang the whole test run.
+pub const CHILD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `cmd` to completion like `Command::output`, but kills it and panics
+/// if it runs longer than [`CHILD_TIME_LIMIT`].
+pub fn output_within_limit(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the child test process");
+    // Drained on threads of their own, so that a chatty child never blocks
+    // on a full pipe while this thread waits.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes)
+                .expect("read the child's output");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + CHILD_TIME_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            panic!("child killed after {CHILD_TIME_LIMIT:?}: {cmd:?}\n{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
