@@ -688,7 +688,10 @@ impl<O: OsMem> MHeap<O> {
             return s;
         }
         // SAFETY: pagemap entries always point to span records, which are
-        // never unmapped; a stale one fails the checks below.
+        // never unmapped; a stale one fails the checks below. A Large span's
+        // `sample` changes to and from RESERVED only under the profiler's
+        // lock while no live block is in the span: for a live block, the
+        // caller's own, the read sees its record.
         let ok = unsafe {
             match (*s).state {
                 // A span the profiler keeps has no live block.

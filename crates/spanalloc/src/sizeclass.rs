@@ -81,7 +81,7 @@ pub fn free_entry(size: usize) -> Option<usize> {
 /// live samples are routed, not their whole classes: a free must give the size the block
 /// was allocated with (Rust's `GlobalAlloc` contract), and `realloc` moves a sampled block
 /// rather than keep it under another size.
-pub fn route_sized_frees(entry: usize, slow: bool) {
+pub(crate) fn route_sized_frees(entry: usize, slow: bool) {
     const _: () = assert!(2 * NUM_CLASSES <= 256, "routed classes fit the u8 tables");
     let (table, original, i) = match entry.checked_sub(SIZE_TO_CLASS8.len()) {
         None => (&FREE_CLASS8[..], &SIZE_TO_CLASS8[..], entry),

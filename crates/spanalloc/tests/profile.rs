@@ -309,8 +309,8 @@ fn a_program_can_turn_sampling_on_and_write_a_profile_on_demand() {
 /// free of a sample of that size routes it back. A `realloc` within the
 /// class moves a sampled block (its free, under the new size, is not
 /// routed). The span of a freed sample is kept for the next sample of its
-/// class, a second free of its block is refused, and `release_memory` gives
-/// the kept spans back.
+/// class (unless C's realloc grew it), a second free of its block is
+/// refused, and `release_memory` gives the kept spans back.
 fn routing_child() {
     use spanalloc::raw::{self, PointerError};
     use spanalloc::sizeclass::{class_of, free_class_of, free_entry, NUM_CLASSES};
@@ -388,11 +388,27 @@ fn routing_child() {
     let held = spanalloc::stats().large_bytes;
     spanalloc::release_memory();
     let after = spanalloc::stats().large_bytes;
-    spanalloc::profile::set_rate(0);
     assert!(
         held >= after + 8192,
         "release_memory kept the profiler's spans: {held} -> {after}"
     );
+    // A sampled block that C's realloc grew in place is not kept for the
+    // next sample of its class.
+    let g = raw::malloc(SIZE);
+    assert_eq!(raw::usable_size(g), Some(8192));
+    // SAFETY: g is live; realloc hands back the live block it becomes,
+    // freed once.
+    unsafe {
+        let g2 = raw::realloc(g, 4 * MIB).unwrap();
+        // The case needs the growth in place (free pages follow the span).
+        assert_eq!(g2, g, "realloc moved the block: the case is not run");
+        raw::free(g2).unwrap();
+    }
+    let h = raw::malloc(SIZE);
+    assert_eq!(raw::usable_size(h), Some(8192), "a grown span was reused");
+    // SAFETY: h is live, freed once.
+    unsafe { raw::free(h).unwrap() };
+    spanalloc::profile::set_rate(0);
     spanalloc::check_heap();
 }
 

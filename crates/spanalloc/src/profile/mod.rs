@@ -40,8 +40,11 @@
 //! span of the last freed sample of each class (at most one a class, under
 //! 1 MiB in all, counted by the heap as in use) for the next sample of that
 //! class, which then skips the page heap; `release_memory` and turning
-//! sampling off free them. A second free of a kept span's block is caught
-//! as a double free.
+//! sampling off free them. (So `large_allocs`/`large_frees` count sampled
+//! objects only when a span had to be taken or given back.) A second C
+//! `free` of a kept span's block is refused as not a live block, and a
+//! second Rust sized free aborts while its size is still routed; after
+//! that, like any double free on the fast path, it goes undetected.
 
 //! # Buckets
 //!
@@ -577,7 +580,7 @@ fn probability(size: usize, rate: usize) -> f64 {
 /// split and merge are a tenth of a sample's cost), else a fresh one. Null
 /// if the profiler was turned off meanwhile or memory is refused (the
 /// caller then serves an ordinary object): a block handed out always has
-/// its record, so its class's sized frees look for it. Called by the
+/// its record, so its size's sized frees look for it. Called by the
 /// thread cache with its `in_profiler` set; `route` as for
 /// [`crate::cache::MCache::alloc`].
 pub(crate) fn sample_small(class: usize, route: usize) -> *mut u8 {
@@ -609,9 +612,16 @@ pub(crate) fn sample_small(class: usize, route: usize) -> *mut u8 {
     // out only after this, under the lock that guards the reserve.
     unsafe {
         if rec.is_null() {
-            // No memory for the record: the span waits for the next sample.
-            (*span).sample = RESERVED;
-            pr.reserve[class] = span;
+            // No memory for the record: the span waits for the next sample,
+            // unless sampling stopped meanwhile (its reserve was released).
+            if self::rate() != 0 {
+                (*span).sample = RESERVED;
+                pr.reserve[class] = span;
+            } else {
+                drop(pr);
+                (*span).sample = null_mut();
+                HEAP.free_large((*span).start as *mut u8);
+            }
             return null_mut();
         }
         (*span).sample = rec;
@@ -691,7 +701,11 @@ pub(crate) unsafe fn on_free(s: *mut MSpan) -> bool {
         r.class
     };
     pr.free_samples = rec;
-    let keep = class != 0 && pr.reserve[class].is_null() && rate() != 0;
+    // Only a span of its class's size: C's realloc may have grown it.
+    // SAFETY: s is the caller's span (caller).
+    let npages = unsafe { (*s).npages };
+    let keep =
+        class != 0 && pr.reserve[class].is_null() && npages == class_pages(class) && rate() != 0;
     // SAFETY: the caller is freeing the span's only object; the reserve is
     // guarded by the lock held.
     unsafe { (*s).sample = if keep { RESERVED } else { null_mut() } };
@@ -699,6 +713,11 @@ pub(crate) unsafe fn on_free(s: *mut MSpan) -> bool {
         pr.reserve[class] = s;
     }
     keep
+}
+
+/// The pages of the span a sampled object of `class` gets.
+fn class_pages(class: usize) -> usize {
+    crate::sizeclass::class_size(class).div_ceil(crate::sizeclass::PAGE_SIZE)
 }
 
 /// Frees the spans the profiler keeps for its next samples: when memory is

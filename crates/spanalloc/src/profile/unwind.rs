@@ -94,8 +94,9 @@ const RECENT: usize = 64;
 /// The rules, and the loader's count of removed objects they were read at.
 ///
 /// Invariant: `slots` as [`Rule`] says; `recent[..recent_len]` are rules
-/// of the same validity, those of the frames of the last walk, innermost
-/// first. A program allocates from the same few stacks over and over: a
+/// of the same validity, each for the address it names: those of the
+/// frames of the last walk, innermost first (when walks on several threads
+/// interleave, a mix of their paths; every use checks the address). A program allocates from the same few stacks over and over: a
 /// walk first compares its frame `n` with `recent[n]`, a few contiguous
 /// cache lines, before it hashes into `slots`, whose lines are scattered
 /// and, after the program touched memory of its own, cold (the dependent
@@ -159,8 +160,8 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
         };
         let i = n;
         n += 1;
-        let r = match cache.get_recent(recent, at) {
-            Some(r) => r,
+        let (r, keep) = match cache.get_recent(recent, at) {
+            Some(r) => (r, true),
             None => {
                 same_path = 0;
                 // Reading the CFI takes the loader's lock, which a thread
@@ -172,10 +173,12 @@ pub(super) fn capture(frames: &mut [usize]) -> usize {
                 if keep && cache.removed == removed {
                     cache.put(r);
                 }
-                r
+                (r, keep)
             }
         };
-        if cache.removed == removed && i < RECENT {
+        // Only what the slots may hold: not a stop for an address that no
+        // loaded object held (one loaded later may).
+        if keep && cache.removed == removed && i < RECENT {
             cache.recent[i] = r;
             cache.recent_len = i + 1;
         }
