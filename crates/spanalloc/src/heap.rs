@@ -688,13 +688,13 @@ impl<O: OsMem> MHeap<O> {
             return s;
         }
         // SAFETY: pagemap entries always point to span records, which are
-        // never unmapped; a stale one fails the checks below. A Large span's
-        // `sample` changes to and from RESERVED only under the profiler's
-        // lock while no live block is in the span: for a live block, the
-        // caller's own, the read sees its record.
+        // never unmapped; a stale one fails the checks below.
         let ok = unsafe {
             match (*s).state {
-                // A span the profiler keeps has no live block.
+                // A span the profiler keeps has no live block. `sample`
+                // becomes or stops being RESERVED only under the profiler's
+                // lock with no live block in the span: for the caller's live
+                // block the read sees its record.
                 SpanState::Large => (*s).start == addr && (*s).sample != crate::profile::RESERVED,
                 SpanState::Small => (*s).is_object_address(addr),
                 _ => false,

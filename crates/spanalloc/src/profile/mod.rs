@@ -143,10 +143,6 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 /// The buckets and records.
 static PROFILER: Mutex<Profiler> = Mutex::new(Profiler::new());
 
-/// The `route` of a sample whose frees are not routed: a large object, or
-/// a small one that only unsized frees free.
-const NO_ROUTE: usize = usize::MAX;
-
 /// The `sample` of a span in the profiler's reserve (see [`Profiler`]):
 /// its block is free, and freeing it again is a double free.
 pub(crate) const RESERVED: *mut Sample = core::ptr::dangling_mut();
@@ -164,7 +160,8 @@ pub struct Sample {
     /// The size class of a sampled small object, 0 for a large one.
     class: usize,
     /// The entry of the sized-free tables its frees read, counted in the
-    /// profiler's `live_routes` ([`NO_ROUTE`] if none).
+    /// profiler's `live_routes`; 0 if none (a large object, or a small one
+    /// only unsized frees free: entry 0, size 0's, is read by no free).
     route: usize,
     next_free: *mut Sample,
 }
@@ -372,11 +369,11 @@ impl Profiler {
         }
     }
 
-    /// Counts a live sampled object whose sized frees read `route`
-    /// ([`NO_ROUTE`]: none), routing them to the slow path if it is the
-    /// first.
+    /// Counts a live sampled object whose sized frees read `route` (0:
+    /// none), routing them to the slow path if it is the first.
     fn count_live(&mut self, route: usize) {
-        if let Some(n) = self.live_routes.get_mut(route) {
+        if route != 0 {
+            let n = &mut self.live_routes[route];
             *n += 1;
             if *n == 1 {
                 crate::sizeclass::route_sized_frees(route, true);
@@ -386,7 +383,8 @@ impl Profiler {
 
     /// Undoes [`Profiler::count_live`]: the object is being freed.
     fn uncount_live(&mut self, route: usize) {
-        if let Some(n) = self.live_routes.get_mut(route) {
+        if route != 0 {
+            let n = &mut self.live_routes[route];
             *n -= 1;
             if *n == 0 {
                 crate::sizeclass::route_sized_frees(route, false);
@@ -408,13 +406,12 @@ impl Profiler {
     /// null (nothing counted) if the profiler has no memory left.
     fn record(
         &mut self,
-        stack: &[usize],
-        hash: u64,
+        stack: &Stack,
         size: usize,
         (class, route): (usize, usize),
         objects: f64,
     ) -> *mut Sample {
-        let b = self.bucket(stack, hash);
+        let b = self.bucket(stack.frames(), stack.hash);
         if b.is_null() {
             return null_mut();
         }
@@ -589,10 +586,7 @@ pub(crate) fn sample_small(class: usize, route: usize) -> *mut u8 {
         return null_mut();
     }
     let size = crate::sizeclass::class_size(class);
-    let mut frames = [0usize; MAX_DEPTH];
-    let depth = capture(&mut frames);
-    let stack = &frames[..depth];
-    let hash = hash_stack(stack);
+    let stack = Stack::capture();
     let mut pr = PROFILER.lock();
     let mut span = core::mem::replace(&mut pr.reserve[class], null_mut());
     if span.is_null() {
@@ -605,8 +599,7 @@ pub(crate) fn sample_small(class: usize, route: usize) -> *mut u8 {
         debug_assert!(!span.is_null());
     }
     let objects = pr.weight(class, rate);
-    let route = if route == 0 { NO_ROUTE } else { route };
-    let rec = pr.record(stack, hash, size, (class, route), objects);
+    let rec = pr.record(&stack, size, (class, route), objects);
     // SAFETY: the span is ours alone: just allocated, or taken from the
     // reserve (invariant: nothing else refers to it); its block is handed
     // out only after this, under the lock that guards the reserve.
@@ -658,15 +651,10 @@ pub(crate) fn maybe_sample_large(p: *mut u8, size: usize) {
 /// bucket; its span keeps the record (none if the profiler has no memory
 /// left for it: the sample is dropped).
 fn record_large(p: *mut u8, size: usize, objects: f64) {
-    let mut frames = [0usize; MAX_DEPTH];
-    let depth = capture(&mut frames);
-    let stack = &frames[..depth];
-    let hash = hash_stack(stack);
+    let stack = Stack::capture();
     let span = HEAP.object_span(p);
     debug_assert!(!span.is_null());
-    let rec = PROFILER
-        .lock()
-        .record(stack, hash, size, (0, NO_ROUTE), objects);
+    let rec = PROFILER.lock().record(&stack, size, (0, 0), objects);
     // SAFETY: p was just allocated by this thread and is alone in its Large
     // span, which nobody else touches until p is handed out.
     unsafe { (*span).sample = rec };
@@ -759,6 +747,32 @@ fn capture(frames: &mut [usize; MAX_DEPTH]) -> usize {
         });
     }
     n
+}
+
+/// A sample's call stack, captured without allocating, with its hash.
+struct Stack {
+    frames: [usize; MAX_DEPTH],
+    depth: usize,
+    hash: u64,
+}
+
+impl Stack {
+    /// The calling stack. Inlined, so that it adds no frame of its own.
+    #[inline(always)]
+    fn capture() -> Stack {
+        let mut frames = [0usize; MAX_DEPTH];
+        let depth = capture(&mut frames);
+        let hash = hash_stack(&frames[..depth]);
+        Stack {
+            frames,
+            depth,
+            hash,
+        }
+    }
+
+    fn frames(&self) -> &[usize] {
+        &self.frames[..self.depth]
+    }
 }
 
 /// A hash of the frames: each multiplied on its own (the multiplies run in
